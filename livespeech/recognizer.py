@@ -1,0 +1,232 @@
+"""The streaming recognizer: log-mel front end, LSTM-CTC model, greedy decoder and
+endpointer, fed chunk by chunk from any source (microphone, file in real time, file
+as fast as possible).
+
+An utterance ends at a pause: ``endpoint_s`` seconds of steps whose best token is
+blank or space after at least one character (or ``max_utterance_s`` of speech).
+Then its text is committed, and the model and decoder restart from a fresh state at
+exactly that step, re-running the rest of the chunk, so the result does not depend
+on the chunk size and hours of audio do not drift.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from livespeech.bundle import Bundle
+from livespeech.decoding import Emission, GreedyCTCDecoder, Word
+from livespeech.features import StreamingLogMel
+from livespeech.text import BLANK
+
+SPACE = 1  # token id of " " in the default vocabulary
+
+
+@dataclass(frozen=True)
+class EndpointConfig:
+    """When an utterance ends.
+
+    Args:
+        endpoint_s: pause after speech that ends an utterance, seconds (default 0.6).
+        max_utterance_s: longest utterance before a forced end, seconds (default 30).
+    """
+
+    endpoint_s: float = 0.6
+    max_utterance_s: float = 30.0
+
+
+@dataclass(frozen=True)
+class Utterance:
+    """A finished utterance: its text, words with times (seconds from the stream's
+    start), its span, and its log-probabilities, shape (S, V), for phrase scoring."""
+
+    text: str
+    words: tuple[Word, ...]
+    start_s: float
+    end_s: float
+    log_probs: torch.Tensor = field(repr=False, compare=False)
+
+
+@dataclass(frozen=True)
+class ChunkResult:
+    """What one chunk of audio produced.
+
+    Attributes:
+        features: the log-mel frames the chunk completed, shape (t, n_mels).
+        emissions: characters emitted in this chunk.
+        partial: text of the utterance in progress.
+        committed: utterances that ended in this chunk.
+        audio_s: seconds of audio consumed so far.
+        processing_s: seconds spent on this chunk.
+    """
+
+    features: torch.Tensor
+    emissions: tuple[Emission, ...]
+    partial: str
+    committed: tuple[Utterance, ...]
+    audio_s: float
+    processing_s: float
+
+
+class Recognizer:
+    """Streaming speech recognizer owning front end, model state and decoder.
+
+    Args:
+        bundle: a loaded model folder.
+        endpoint: endpointing settings.
+    """
+
+    def __init__(self, bundle: Bundle, endpoint: EndpointConfig = EndpointConfig()):
+        self.bundle = bundle
+        self.model = bundle.model
+        self.frontend = StreamingLogMel(bundle.features)
+        self.sample_rate = bundle.features.sample_rate
+        self.stack = self.model.dims.stack
+        self.seconds_per_step = bundle.seconds_per_step
+        self.endpoint_steps = max(1, round(endpoint.endpoint_s / self.seconds_per_step))
+        self.max_steps = max(1, round(endpoint.max_utterance_s / self.seconds_per_step))
+        self.decoder = GreedyCTCDecoder(bundle.vocabulary, self.seconds_per_step)
+        self.reset()
+
+    def reset(self) -> None:
+        """Start a new stream."""
+        self.frontend.reset()
+        self.decoder.reset()
+        self._state = None
+        self._samples = 0
+        self._start_step = 0  # first step of the current utterance
+        self._silent_steps = 0  # steps since the last character
+        self._utterance_log_probs: list[torch.Tensor] = []
+
+    @property
+    def partial(self) -> str:
+        """Text of the utterance in progress."""
+        return self.decoder.text
+
+    def accept(self, samples: np.ndarray) -> ChunkResult:
+        """Recognise the next chunk of audio.
+
+        Args:
+            samples: mono float32 audio at the model's sample rate, shape (n,).
+        Returns:
+            the chunk's :class:`ChunkResult`.
+        """
+        t0 = time.perf_counter()
+        with torch.inference_mode():
+            features = self.frontend.accept(torch.from_numpy(np.ascontiguousarray(samples, dtype=np.float32)))
+            emissions, committed = self._run(features)
+        self._samples += len(samples)
+        return self._result(features, emissions, committed, t0)
+
+    def flush(self) -> ChunkResult:
+        """End the stream: pad and process the last frames, commit the last utterance,
+        then reset for a new stream."""
+        t0 = time.perf_counter()
+        with torch.inference_mode():
+            features = self.frontend.flush()
+            emissions, committed = self._run(features)
+            final = self._commit()
+            if final is not None:
+                committed.append(final)
+        result = self._result(features, emissions, committed, t0)
+        self.reset()
+        return result
+
+    def _result(self, features, emissions, committed, t0) -> ChunkResult:
+        return ChunkResult(features, tuple(emissions), self.partial, tuple(committed),
+                           self._samples / self.sample_rate, time.perf_counter() - t0)
+
+    def _run(self, features: torch.Tensor) -> tuple[list[Emission], list[Utterance]]:
+        """Run model and decoder over new frames (t, F), handling endpoints."""
+        emissions, committed = [], []
+        frames = features.unsqueeze(0)  # (1, t, F)
+        while True:
+            previous = self._state
+            log_probs, self._state = self.model.infer(frames, previous)
+            log_probs = log_probs[0]  # (s, V)
+            end = self._find_endpoint(log_probs)
+            if end is None:
+                emissions += self.decoder.update(log_probs)
+                self._utterance_log_probs.append(log_probs)
+                return emissions, committed
+            emissions += self.decoder.update(log_probs[: end + 1])
+            self._utterance_log_probs.append(log_probs[: end + 1])
+            utterance = self._commit()
+            if utterance is not None:
+                committed.append(utterance)
+            # restart from a fresh state just after the endpoint step and re-run the rest
+            leftover = previous.leftover if previous is not None else frames[:, :0]
+            frames = torch.cat([leftover, frames], dim=1)[:, (end + 1) * self.stack :]
+            self._state = None
+
+    def _find_endpoint(self, log_probs: torch.Tensor) -> int | None:
+        """Index of the step that ends the utterance in progress, or None; updates counters."""
+        has_speech = bool(self.decoder.emissions)
+        for i, token in enumerate(log_probs.argmax(dim=-1).tolist()):
+            steps_in_utterance = self.decoder.steps + i + 1 - self._start_step
+            if token in (BLANK, SPACE):
+                self._silent_steps += 1
+            else:
+                self._silent_steps, has_speech = 0, True
+            pause = has_speech and self._silent_steps >= self.endpoint_steps
+            idle = not has_speech and steps_in_utterance >= 10 * self.endpoint_steps  # reset during long silence
+            if pause or idle or steps_in_utterance >= self.max_steps:
+                return i
+        return None
+
+    def _commit(self) -> Utterance | None:
+        """Close the utterance in progress; None when it had no text."""
+        text, words = self.decoder.text, tuple(self.decoder.words())
+        log_probs = torch.cat(self._utterance_log_probs) if self._utterance_log_probs else torch.zeros(0, len(self.bundle.vocabulary))
+        start_s = self._start_step * self.seconds_per_step
+        end_s = self.decoder.steps * self.seconds_per_step
+        self._start_step = self.decoder.steps
+        self._silent_steps = 0
+        self._utterance_log_probs = []
+        self.decoder.reset(step_offset=self.decoder.steps)
+        if not text:
+            return None
+        return Utterance(text, words, start_s, end_s, log_probs)
+
+
+@dataclass(frozen=True)
+class Transcript:
+    """The result of recognising a whole signal."""
+
+    text: str
+    utterances: tuple[Utterance, ...]
+    audio_s: float
+    processing_s: float
+
+    @property
+    def words(self) -> list[Word]:
+        return [w for u in self.utterances for w in u.words]
+
+
+def transcribe_blocks(recognizer: Recognizer, blocks: Iterable[np.ndarray], chunk_ms: int = 100) -> Transcript:
+    """Feed blocks of audio (mono float32 at the model's rate) through ``recognizer``
+    in chunks of ``chunk_ms`` milliseconds and return the whole transcript.
+
+    ``processing_s`` counts recognition time only (not reading the blocks).
+    """
+    chunk = max(1, int(recognizer.sample_rate * chunk_ms / 1000))
+    utterances, processing, carry = [], 0.0, np.zeros(0, np.float32)
+    for block in blocks:
+        data = np.concatenate([carry, block]) if carry.size else block
+        whole = len(data) // chunk * chunk
+        for start in range(0, whole, chunk):
+            result = recognizer.accept(data[start : start + chunk])
+            utterances += result.committed
+            processing += result.processing_s
+        carry = data[whole:]
+    if carry.size:
+        result = recognizer.accept(carry)
+        utterances += result.committed
+        processing += result.processing_s
+    result = recognizer.flush()
+    utterances += result.committed
+    return Transcript(" ".join(u.text for u in utterances), tuple(utterances), result.audio_s, processing + result.processing_s)
