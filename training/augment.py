@@ -1,0 +1,140 @@
+"""Waveform and feature augmentation.
+
+Waveform functions take and return float32 numpy audio at 16 kHz, shape (N,), and
+draw their randomness from the ``numpy.random.Generator`` they are given, so a corpus
+is reproducible from its seed.  :func:`spec_augment` works on batched features.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+SAMPLE_RATE = 16_000
+
+
+def colored_noise(n: int, rng: np.random.Generator, color: str = "white") -> np.ndarray:
+    """Unit-RMS noise of ``n`` samples with a white (flat), pink (1/f) or brown (1/f^2) spectrum."""
+    spectrum = np.fft.rfft(rng.standard_normal(n))
+    freqs = np.arange(spectrum.shape[0]) + 1.0
+    exponent = {"white": 0.0, "pink": 0.5, "brown": 1.0}[color]
+    noise = np.fft.irfft(spectrum / freqs**exponent, n)
+    return (noise / (np.sqrt(np.mean(noise**2)) + 1e-12)).astype(np.float32)
+
+
+def add_noise(x: np.ndarray, rng: np.random.Generator, snr_db: float, noise: np.ndarray | None = None) -> np.ndarray:
+    """Add noise at a signal-to-noise ratio of ``snr_db`` dB (speech power over noise power).
+
+    Args:
+        x: audio, shape (N,).
+        noise: noise to add (tiled or cut to N samples); coloured noise when None.
+    """
+    if noise is None:
+        noise = colored_noise(len(x), rng, str(rng.choice(["white", "pink", "brown"])))
+    else:
+        noise = np.resize(noise, len(x)).astype(np.float32)
+    signal_power = np.mean(x**2) + 1e-10
+    noise_power = np.mean(noise**2) + 1e-10
+    scale = np.sqrt(signal_power / (noise_power * 10 ** (snr_db / 10)))
+    return (x + scale * noise).astype(np.float32)
+
+
+def room_impulse_response(rng: np.random.Generator, rt60_s: float, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
+    """A synthetic room impulse response: a direct path and exponentially decaying
+    noise whose energy falls 60 dB in ``rt60_s`` seconds (Sabine's RT60)."""
+    n = int(rt60_s * sample_rate)
+    t = np.arange(n) / sample_rate
+    tail = rng.standard_normal(n) * np.exp(-6.9078 * t / rt60_s)  # ln(1000) = 6.9078: 60 dB in amplitude
+    tail[: int(0.002 * sample_rate)] = 0.0  # 2 ms gap before the first reflections
+    rir = tail * rng.uniform(0.1, 0.5)
+    rir[0] = 1.0
+    return (rir / np.sqrt(np.sum(rir**2))).astype(np.float32)
+
+
+def reverberate(x: np.ndarray, rng: np.random.Generator, rt60_s: float) -> np.ndarray:
+    """Convolve with a synthetic room impulse response; keeps length and peak level."""
+    from scipy.signal import fftconvolve
+
+    wet = fftconvolve(x, room_impulse_response(rng, rt60_s))[: len(x)]
+    return (wet * (np.max(np.abs(x)) / (np.max(np.abs(wet)) + 1e-9))).astype(np.float32)
+
+
+def telephone(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Telephone channel: down to 8 kHz (and back), 300-3400 Hz band, sometimes G.711 mu-law."""
+    import torchaudio.functional as AF
+
+    y = torch.from_numpy(x)
+    y = AF.resample(y, SAMPLE_RATE, 8000)
+    if rng.random() < 0.6:
+        y = AF.highpass_biquad(y, 8000, 300.0)
+        y = AF.lowpass_biquad(y, 8000, 3400.0)
+    if rng.random() < 0.5:
+        peak = float(y.abs().max()) + 1e-9
+        y = AF.mu_law_decoding(AF.mu_law_encoding(y / peak, 256), 256) * peak
+    return AF.resample(y, 8000, SAMPLE_RATE).numpy().astype(np.float32)
+
+
+def set_peak(x: np.ndarray, peak_dbfs: float) -> np.ndarray:
+    """Scale so the absolute peak is ``peak_dbfs`` dB relative to full scale."""
+    return (x * (10 ** (peak_dbfs / 20) / (np.max(np.abs(x)) + 1e-9))).astype(np.float32)
+
+
+def random_channel(x: np.ndarray, rng: np.random.Generator, p_noise=0.4, p_reverb=0.3, p_telephone=0.3) -> tuple[np.ndarray, list[str]]:
+    """Apply reverberation, telephone band, noise and gain, each with its probability.
+
+    Returns:
+        (audio, effects): the augmented audio, shape (N,), and the names of the
+        effects applied, for the manifest.
+    """
+    effects = []
+    if rng.random() < p_reverb:
+        x = reverberate(x, rng, rt60_s=float(rng.uniform(0.15, 0.7)))
+        effects.append("reverb")
+    if rng.random() < p_telephone:
+        x = telephone(x, rng)
+        effects.append("telephone")
+    if rng.random() < p_noise:
+        x = add_noise(x, rng, snr_db=float(rng.uniform(5, 30)))
+        effects.append("noise")
+    x = set_peak(x, float(rng.uniform(-30, -1)))
+    return x, effects
+
+
+def spec_augment(
+    features: torch.Tensor,
+    lengths: torch.Tensor,
+    freq_masks: int = 2,
+    freq_width: int = 15,
+    time_masks: int = 2,
+    time_fraction: float = 0.05,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """SpecAugment frequency and time masking (Park et al., 2019), masks set to 0
+    (the mean of normalised features).
+
+    Args:
+        features: normalised log-mel, shape (B, T, F); modified copy returned.
+        lengths: valid frames per utterance, shape (B,).
+        freq_masks, freq_width: number of frequency masks and their widest width (bands).
+        time_masks, time_fraction: number of time masks and their widest width as a
+            fraction of the utterance's length.
+    Returns:
+        masked features, shape (B, T, F).
+    """
+    out = features.clone()
+    B, T, F = out.shape
+
+    def randint(high: int) -> int:
+        return int(torch.randint(0, max(high, 1), (1,), generator=generator))
+
+    for b in range(B):
+        for _ in range(freq_masks):
+            width = randint(freq_width + 1)
+            start = randint(F - width + 1)
+            out[b, :, start : start + width] = 0.0
+        length = int(lengths[b])
+        for _ in range(time_masks):
+            width = randint(int(time_fraction * length) + 1)
+            start = randint(length - width + 1)
+            out[b, start : start + width, :] = 0.0
+    return out

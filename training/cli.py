@@ -1,0 +1,112 @@
+"""``livespeech-train``: build a corpus, train, evaluate and export models.
+
+Steps, in order:
+
+1. ``synth``: synthesise a training corpus from generated text with every installed
+   voice (espeak-ng, flite, festival, Piper), varied and augmented.
+2. ``fit``: train the LSTM-CTC model on corpora (synthetic manifests, FSDD,
+   LibriSpeech, folder-per-phrase) on CPU or GPU; ``torchrun`` for several GPUs.
+   Resumes from the run folder's last checkpoint.
+3. ``evaluate``: CER/WER of a model folder on corpora, per speaker/voice.
+4. ``export``: write a model folder (config.json, model.safetensors, MODEL_CARD.md)
+   from a training run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from training import config as train_config
+
+
+def _synth(args) -> int:
+    from rich.progress import Progress
+
+    from training.synth import build, summary
+
+    with Progress(transient=True, disable=not sys.stderr.isatty()) as progress:
+        task = progress.add_task("synthesising", total=args.utterances)
+        manifest = build(Path(args.out), args.utterances, args.seed, args.split, args.voice, not args.no_augment, args.workers,
+                         progress=lambda n: progress.advance(task, n))
+    hours = summary(manifest)
+    print(json.dumps({"manifest": str(manifest), "hours": round(sum(hours.values()), 3), "hours_per_voice": {k: round(v, 3) for k, v in hours.items()}}))
+    return 0
+
+
+def _fit(args) -> int:
+    from training.train import fit
+
+    config = train_config.from_arguments(args)
+    run_dir = fit(config, log=lambda m: print(m, file=sys.stderr, flush=True))
+    print(run_dir)
+    return 0
+
+
+def _evaluate(args) -> int:
+    from training.evaluate import evaluate_model
+
+    results = evaluate_model(Path(args.model), args.corpus, chunk_ms=args.chunk_ms, per_speaker=args.per_speaker)
+    print(json.dumps(results, indent=2))
+    return 0
+
+
+def _export(args) -> int:
+    from training.export import export
+
+    folder = export(Path(args.run_dir), Path(args.out), name=args.name, checkpoint=args.checkpoint, metrics_file=args.metrics)
+    print(folder)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="livespeech-train", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="STEP")
+
+    p = sub.add_parser("synth", help="synthesise a training or evaluation corpus")
+    p.add_argument("--out", required=True, help="corpus folder (audio/, parts/, manifest.jsonl); rerun to resume")
+    p.add_argument("--utterances", type=int, default=18000, help="number of utterances (default 18000, about 10 h)")
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--split", choices=["train", "eval"], default="train", help="training or held-out evaluation text")
+    p.add_argument("--voice", help="one ENGINE:VOICE for every utterance, e.g. flite:slt for the held-out evaluation set")
+    p.add_argument("--no-augment", action="store_true", help="clean synthesis: no pitch/tempo change, noise, reverb or telephone band")
+    p.add_argument("--workers", type=int, default=2, help="parallel processes (default 2)")
+    p.set_defaults(func=_synth)
+
+    p = sub.add_parser("fit", help="train a model (resumes from RUN_DIR/last.pt)")
+    train_config.add_arguments(p)
+    p.set_defaults(func=_fit)
+
+    p = sub.add_parser("evaluate", help="CER/WER of a model folder on corpora")
+    p.add_argument("--model", required=True, help="model folder")
+    p.add_argument("corpus", nargs="+", help="corpora: KIND:PATH or PATH (manifest.jsonl, fsdd-test:FOLDER, ...)")
+    p.add_argument("--chunk-ms", type=int, default=100, help="streaming chunk length (default 100)")
+    p.add_argument("--per-speaker", action="store_true", help="also report each speaker/voice")
+    p.set_defaults(func=_evaluate)
+
+    p = sub.add_parser("export", help="write a model folder from a training run")
+    p.add_argument("--run-dir", required=True)
+    p.add_argument("--out", required=True, help="new model folder (must not hold a model)")
+    p.add_argument("--name", default=None, help="model name (default: the folder's name)")
+    p.add_argument("--checkpoint", default="last.pt", help="last.pt or best.pt (default last.pt)")
+    p.add_argument("--metrics", default=None, help="JSON file of evaluation results to put in config and card")
+    p.set_defaults(func=_export)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except KeyboardInterrupt:
+        print("livespeech-train: interrupted", file=sys.stderr)
+        return 130
+    except (ValueError, FileNotFoundError, FileExistsError, OSError) as error:
+        if args.debug:
+            raise
+        print(f"livespeech-train: error: {error}", file=sys.stderr)
+        return 1

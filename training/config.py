@@ -1,0 +1,100 @@
+"""Training configuration: one dataclass, filled from defaults, a TOML file and
+command-line flags (in that order), and stored in every checkpoint."""
+
+from __future__ import annotations
+
+import argparse
+import tomllib
+from dataclasses import MISSING, asdict, dataclass, field, fields
+from pathlib import Path
+
+from livespeech.model import ModelDims
+
+
+@dataclass
+class TrainConfig:
+    """Everything a training run needs; ``--help`` lists each field with its default."""
+
+    # data: corpora as KIND:PATH or paths (see training.data.read_corpus), each may end in *N to repeat it N times
+    train: list[str] = field(default_factory=list)
+    dev: list[str] = field(default_factory=list)
+    run_dir: str = "runs/default"  # checkpoints, feature cache, metrics.jsonl
+    cache_dir: str = ""  # feature cache; defaults to RUN_DIR/cache
+    # model
+    stack: int = 3
+    hidden: int = 320
+    layers: int = 3
+    dropout: float = 0.1
+    init_from: str = ""  # a model folder or checkpoint to start from (fine-tuning)
+    # optimisation
+    lr: float = 1.5e-3
+    weight_decay: float = 1e-2
+    warmup_steps: int = 500
+    max_steps: int = 20_000
+    decay_fraction: float = 0.3  # the last fraction of steps decays the learning rate (cosine) to lr_min
+    lr_min: float = 5e-5
+    batch_frames: int = 6000  # frames per batch, padding included (6000 = 60 s)
+    grad_clip: float = 5.0
+    sortagrad: bool = True  # first epoch shortest batches first
+    # SpecAugment (Park et al., 2019)
+    spec_augment: bool = True
+    freq_masks: int = 2
+    freq_width: int = 15
+    time_masks: int = 2
+    time_fraction: float = 0.05
+    # logistics
+    seed: int = 1337
+    device: str = "auto"  # auto, cpu, cuda
+    compile: bool = False  # torch.compile on CUDA
+    threads: int = 0  # CPU threads (0: torch's default)
+    eval_every: int = 1000
+    log_every: int = 50
+    checkpoint_minutes: float = 5.0
+
+    def dims(self, vocab_size: int, n_mels: int) -> ModelDims:
+        return ModelDims(n_mels=n_mels, stack=self.stack, hidden=self.hidden, layers=self.layers, vocab_size=vocab_size, dropout=self.dropout)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "TrainConfig":
+        known = {f.name for f in fields(cls)}
+        unknown = set(data) - known
+        if unknown:
+            raise ValueError(f"unknown training option(s): {sorted(unknown)}")
+        return cls(**data)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add ``--config FILE.toml`` and one ``--FIELD`` flag per config field."""
+    parser.add_argument("--config", type=Path, help="TOML file with training options (flags override it)")
+    for f in fields(TrainConfig):
+        flag = "--" + f.name.replace("_", "-")
+        default = f.default if f.default is not MISSING else f.default_factory()
+        if f.type in ("bool", bool):
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=f"(default {default})")
+        elif f.type in ("list[str]",):
+            parser.add_argument(flag, nargs="+", default=None, metavar="CORPUS", help="corpora: KIND:PATH or PATH, optional *N repeat")
+        else:
+            kind = {"int": int, "float": float, "str": str}[f.type]
+            parser.add_argument(flag, type=kind, default=None, help=f"(default {default!r})")
+
+
+def from_arguments(args: argparse.Namespace) -> TrainConfig:
+    """Defaults, then the TOML file, then the flags that were given.
+
+    Raises:
+        ValueError: an unreadable TOML file or unknown option in it.
+    """
+    data: dict = {}
+    if getattr(args, "config", None):
+        try:
+            data.update(tomllib.loads(Path(args.config).read_text(encoding="utf-8")))
+        except (OSError, tomllib.TOMLDecodeError) as error:
+            raise ValueError(f"{args.config}: {error}") from None
+    for f in fields(TrainConfig):
+        value = getattr(args, f.name, None)
+        if value is not None:
+            data[f.name] = value
+    return TrainConfig.from_dict(data)

@@ -1,0 +1,279 @@
+"""Training data: corpus readers, a log-mel feature cache, batching.
+
+Readers return :class:`Utterance` lists from
+- a JSONL manifest, one ``{"audio": path, "text": str}`` per line (paths relative to
+  the manifest's folder or absolute; other keys such as ``voice`` are kept),
+- the Free Spoken Digit Dataset folder (``recordings/{digit}_{speaker}_{take}.wav``),
+- the LibriSpeech layout (``SPEAKER/CHAPTER/SPEAKER-CHAPTER.trans.txt``),
+- a folder per phrase (``PHRASE_NAME/*.wav``, the folder name is the text).
+
+Log-mel features are computed once per corpus and kept in a float16 cache file
+next to the training run, so each epoch only reads memory.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from livespeech.audio import AudioError, read_audio
+from livespeech.features import FeatureConfig, LogMel, log_mel
+from livespeech.text import Vocabulary, normalize
+
+AUDIO_SUFFIXES = (".wav", ".flac", ".ogg")
+FSDD_DIGITS = "zero one two three four five six seven eight nine".split()
+
+
+@dataclass(frozen=True)
+class Utterance:
+    """One training or evaluation example: audio file, transcript, and who spoke it."""
+
+    audio: str
+    text: str
+    speaker: str = ""
+    extra: dict = field(default_factory=dict, compare=False, hash=False)
+
+
+def read_manifest(path: Path) -> list[Utterance]:
+    """Utterances of a JSONL manifest.
+
+    Raises:
+        ValueError: a line is not JSON or lacks ``audio`` or ``text`` (with its line number).
+    """
+    path = Path(path)
+    out = []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+            audio, text = row["audio"], row["text"]
+        except (json.JSONDecodeError, KeyError, TypeError):
+            raise ValueError(f"{path}:{number}: need a JSON object with 'audio' and 'text'") from None
+        audio_path = Path(audio) if Path(audio).is_absolute() else path.parent / audio
+        speaker = str(row.get("voice", row.get("speaker", "")))
+        out.append(Utterance(str(audio_path), normalize(text), speaker, {k: v for k, v in row.items() if k not in ("audio", "text")}))
+    return out
+
+
+def read_fsdd(folder: Path, takes: range = range(5, 50), speakers: set[str] | None = None) -> list[Utterance]:
+    """FSDD recordings whose take is in ``takes`` (default 5-49, the training split;
+    takes 0-4 are the test split) and, when given, whose speaker is in ``speakers``."""
+    folder = Path(folder)
+    recordings = folder / "recordings" if (folder / "recordings").is_dir() else folder
+    out = []
+    for wav in sorted(recordings.glob("*.wav")):
+        digit, speaker, take = wav.stem.split("_")
+        if int(take) in takes and (speakers is None or speaker in speakers):
+            out.append(Utterance(str(wav), FSDD_DIGITS[int(digit)], f"fsdd:{speaker}"))
+    return out
+
+
+def read_librispeech(folder: Path) -> list[Utterance]:
+    """Utterances of a LibriSpeech-layout folder (``*/*/*.trans.txt`` beside FLAC files)."""
+    out = []
+    for trans in sorted(Path(folder).glob("*/*/*.trans.txt")):
+        for line in trans.read_text(encoding="utf-8").splitlines():
+            if not line.strip():
+                continue
+            key, _, text = line.partition(" ")
+            audio = next((trans.parent / f"{key}{s}" for s in AUDIO_SUFFIXES if (trans.parent / f"{key}{s}").exists()), None)
+            if audio is not None:
+                out.append(Utterance(str(audio), normalize(text), f"librispeech:{key.split('-')[0]}"))
+    return out
+
+
+def read_phrase_folders(folder: Path) -> list[Utterance]:
+    """Utterances of a folder-per-phrase layout: ``FOLDER/lights_on/take1.wav`` is
+    "lights on" (underscores and dashes in folder names read as spaces)."""
+    out = []
+    for sub in sorted(p for p in Path(folder).iterdir() if p.is_dir()):
+        text = normalize(sub.name.replace("_", " ").replace("-", " "))
+        for audio in sorted(p for p in sub.iterdir() if p.suffix.lower() in AUDIO_SUFFIXES):
+            out.append(Utterance(str(audio), text, f"phrases:{sub.name}"))
+    return out
+
+
+def read_corpus(spec: str) -> list[Utterance]:
+    """Utterances of a corpus given as ``KIND:PATH`` or a plain path.
+
+    Kinds: ``manifest`` (a .jsonl file), ``fsdd`` (``fsdd:PATH`` for takes 5-49 or
+    ``fsdd-test:PATH`` for takes 0-4), ``librispeech``, ``phrases``.  A plain path is a
+    manifest when it ends in .jsonl, else guessed from the folder's layout.
+
+    Raises:
+        ValueError: unknown kind or a path that does not exist.
+    """
+    kind, _, path = spec.partition(":") if ":" in spec and not Path(spec).exists() else ("", "", spec)
+    p = Path(path)
+    if not p.exists():
+        raise ValueError(f"corpus not found: {path}")
+    if not kind:
+        if p.suffix == ".jsonl":
+            kind = "manifest"
+        elif (p / "recordings").is_dir() or any(p.glob("0_*_0.wav")):
+            kind = "fsdd"
+        elif any(p.glob("*/*/*.trans.txt")):
+            kind = "librispeech"
+        else:
+            kind = "phrases"
+    readers = {
+        "manifest": read_manifest,
+        "fsdd": read_fsdd,
+        "fsdd-test": lambda q: read_fsdd(q, takes=range(0, 5)),
+        "librispeech": read_librispeech,
+        "phrases": read_phrase_folders,
+    }
+    if kind not in readers:
+        raise ValueError(f"unknown corpus kind {kind!r}; use one of {sorted(readers)}")
+    return readers[kind](p)
+
+
+class FeatureCache:
+    """Log-mel features of a list of utterances, computed once and stored in one
+    float16 ``.npy`` file (all frames concatenated) plus an offsets file.
+
+    Utterances whose audio cannot be read are dropped (``self.utterances`` lists the kept ones).
+    """
+
+    def __init__(self, utterances: list[Utterance], cache_dir: Path, config: FeatureConfig = FeatureConfig(), progress=None):
+        key = hashlib.sha1(json.dumps([config.to_dict(), [(u.audio, u.text) for u in utterances]]).encode()).hexdigest()[:16]
+        cache_dir = Path(cache_dir)
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        data_path, index_path = cache_dir / f"{key}.npy", cache_dir / f"{key}.json"
+        if not (data_path.exists() and index_path.exists()):
+            self._build(utterances, config, data_path, index_path, progress)
+        index = json.loads(index_path.read_text())
+        keep = set(index["kept"])
+        self.utterances = [u for i, u in enumerate(utterances) if i in keep]
+        self.offsets = np.asarray(index["offsets"], dtype=np.int64)  # (len + 1,)
+        self.frames = np.load(data_path, mmap_mode="r")  # (total_frames, n_mels) float16
+
+    @staticmethod
+    def _build(utterances, config, data_path: Path, index_path: Path, progress) -> None:
+        module = LogMel(config)
+        pieces, offsets, kept = [], [0], []
+        with torch.inference_mode():
+            for i, u in enumerate(utterances):
+                try:
+                    samples = read_audio(Path(u.audio), config.sample_rate)
+                except AudioError:
+                    continue
+                feats = log_mel(torch.from_numpy(samples), config, module).numpy().astype(np.float16)
+                if feats.shape[0] == 0:
+                    continue
+                pieces.append(feats)
+                offsets.append(offsets[-1] + feats.shape[0])
+                kept.append(i)
+                if progress:
+                    progress(1)
+        tmp = data_path.with_suffix(".tmp.npy")
+        np.save(tmp, np.concatenate(pieces) if pieces else np.zeros((0, config.n_mels), np.float16))
+        tmp.replace(data_path)
+        index_path.write_text(json.dumps({"offsets": offsets, "kept": kept}))
+
+    def __len__(self) -> int:
+        return len(self.utterances)
+
+    def length(self, i: int) -> int:
+        """Frames of utterance ``i``."""
+        return int(self.offsets[i + 1] - self.offsets[i])
+
+    def features(self, i: int) -> torch.Tensor:
+        """Log-mel of utterance ``i``, float32, shape (T, n_mels)."""
+        return torch.from_numpy(np.asarray(self.frames[self.offsets[i] : self.offsets[i + 1]], dtype=np.float32))
+
+    def statistics(self, max_frames: int = 2_000_000) -> tuple[torch.Tensor, torch.Tensor]:
+        """Global per-band mean and standard deviation of the cached frames, each shape (n_mels,)."""
+        step = max(1, len(self.frames) // max_frames)
+        sample = np.asarray(self.frames[::step], dtype=np.float64)
+        return torch.tensor(sample.mean(0), dtype=torch.float32), torch.tensor(sample.std(0) + 1e-5, dtype=torch.float32)
+
+
+class TrainingSet(torch.utils.data.Dataset):
+    """(features (T, F), token ids (L,)) pairs from one or more feature caches,
+    each cache repeated ``weight`` times per epoch."""
+
+    def __init__(self, caches: list[tuple[FeatureCache, int]], vocabulary: Vocabulary, stack: int = 1):
+        self.items: list[tuple[FeatureCache, int]] = []
+        self.targets: list[list[int]] = []
+        for cache, weight in caches:
+            for i, u in enumerate(cache.utterances):
+                tokens = vocabulary.encode(u.text)
+                # CTC needs at least one output step per label (two for repeats).
+                needed = len(tokens) + sum(a == b for a, b in zip(tokens, tokens[1:]))
+                if tokens and cache.length(i) // stack >= needed:
+                    for _ in range(weight):
+                        self.items.append((cache, i))
+                        self.targets.append(tokens)
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def length(self, index: int) -> int:
+        cache, i = self.items[index]
+        return cache.length(i)
+
+    def __getitem__(self, index: int):
+        cache, i = self.items[index]
+        return cache.features(i), torch.tensor(self.targets[index], dtype=torch.long)
+
+
+class BucketBatchSampler(torch.utils.data.Sampler):
+    """Batches of utterances of similar length holding at most ``max_frames`` frames
+    (padding included), in a new random order every epoch (``set_epoch``), except that
+    with ``sortagrad`` the first epoch goes from the shortest batch to the longest
+    (SortaGrad, Amodei et al., 2016: helps CTC leave its all-blank plateau).
+
+    With ``num_replicas > 1`` each rank takes every ``num_replicas``-th batch
+    (distributed data parallel); all ranks see the same number of batches.
+    """
+
+    def __init__(self, lengths: list[int], max_frames: int, seed: int = 0, num_replicas: int = 1, rank: int = 0, sortagrad: bool = False):
+        self.lengths, self.max_frames, self.seed, self.sortagrad = lengths, max_frames, seed, sortagrad
+        self.num_replicas, self.rank, self.epoch = num_replicas, rank, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def _batches(self) -> list[list[int]]:
+        rng = random.Random(self.seed + self.epoch)
+        order = sorted(range(len(self.lengths)), key=lambda i: self.lengths[i] * rng.uniform(0.9, 1.1))
+        batches, batch, longest = [], [], 0
+        for i in order:
+            longest_if_added = max(longest, self.lengths[i])
+            if batch and longest_if_added * (len(batch) + 1) > self.max_frames:
+                batches.append(batch)
+                batch, longest_if_added = [], self.lengths[i]
+            batch.append(i)
+            longest = longest_if_added
+        if batch:
+            batches.append(batch)
+        if not (self.sortagrad and self.epoch == 0):
+            rng.shuffle(batches)
+        usable = len(batches) // self.num_replicas * self.num_replicas
+        return batches[self.rank : usable : self.num_replicas]
+
+    def __iter__(self):
+        return iter(self._batches())
+
+    def __len__(self) -> int:
+        return len(self._batches())
+
+
+def collate(batch):
+    """Pad a list of (features (T, F), tokens (L,)) into
+    (features (B, T_max, F), lengths (B,), targets (B, L_max), target_lengths (B,))."""
+    features = [f for f, _ in batch]
+    targets = [t for _, t in batch]
+    lengths = torch.tensor([f.shape[0] for f in features])
+    target_lengths = torch.tensor([t.shape[0] for t in targets])
+    padded = torch.nn.utils.rnn.pad_sequence(features, batch_first=True)
+    padded_targets = torch.nn.utils.rnn.pad_sequence(targets, batch_first=True)
+    return padded, lengths, padded_targets, target_lengths

@@ -1,0 +1,95 @@
+"""Evaluation of a model folder through the same streaming Recognizer users run.
+
+For each corpus: CER and WER (jiwer), the fraction of exactly right transcripts,
+the real-time factor, optionally per speaker/voice, the most common character
+confusions, and how often streaming with ``chunk_ms`` agrees with one-chunk
+(offline) decoding.
+
+    livespeech-train evaluate --model models/base fsdd-test:../shared/data/fsdd corpus/eval_slt/manifest.jsonl
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from pathlib import Path
+
+from livespeech.audio import AudioError, read_audio
+from livespeech.bundle import load_bundle
+from livespeech.recognizer import Recognizer, transcribe_blocks
+from training.data import read_corpus
+
+
+def _scores(references: list[str], hypotheses: list[str]) -> dict:
+    import jiwer
+
+    safe = [h if h.strip() else "<empty>" for h in hypotheses]
+    return {
+        "utterances": len(references),
+        "cer": round(jiwer.cer(references, safe), 4),
+        "wer": round(jiwer.wer(references, safe), 4),
+        "exact": round(sum(r == h for r, h in zip(references, hypotheses)) / max(1, len(references)), 4),
+    }
+
+
+def character_confusions(references: list[str], hypotheses: list[str], top: int = 10) -> list[dict]:
+    """The most common character substitutions, deletions and insertions."""
+    import jiwer
+
+    counts: Counter = Counter()
+    safe = [h if h.strip() else "<empty>" for h in hypotheses]
+    output = jiwer.process_characters(references, safe)
+    for ref, hyp, chunks in zip(output.references, output.hypotheses, output.alignments):
+        for chunk in chunks:
+            if chunk.type == "equal":
+                continue
+            r = "".join(ref[chunk.ref_start_idx : chunk.ref_end_idx]) or "-"
+            h = "".join(hyp[chunk.hyp_start_idx : chunk.hyp_end_idx]) or "-"
+            counts[(chunk.type, r, h)] += 1
+    return [{"type": t, "ref": r, "hyp": h, "count": n} for (t, r, h), n in counts.most_common(top)]
+
+
+def evaluate_model(model_dir: Path, corpora: list[str], chunk_ms: int = 100, per_speaker: bool = False,
+                   agreement: bool = True, limit: int | None = None) -> dict:
+    """Evaluate a model folder on corpora (see ``training.data.read_corpus``).
+
+    Returns:
+        ``{"model": name, "chunk_ms": n, "corpora": {spec: {cer, wer, exact, rtf,
+        utterances, agreement, confusions, [speakers]}}}``.
+    """
+    bundle = load_bundle(Path(model_dir))
+    recognizer = Recognizer(bundle)
+    results = {"model": bundle.name, "chunk_ms": chunk_ms, "corpora": {}}
+    for spec in corpora:
+        utterances = read_corpus(spec)[:limit]
+        refs, hyps, offline, speakers = [], [], [], []
+        audio_s = processing_s = 0.0
+        for u in utterances:
+            try:
+                samples = read_audio(Path(u.audio), bundle.features.sample_rate)
+            except AudioError:
+                continue
+            recognizer.reset()
+            t0 = time.perf_counter()
+            transcript = transcribe_blocks(recognizer, [samples], chunk_ms)
+            processing_s += time.perf_counter() - t0
+            audio_s += transcript.audio_s
+            refs.append(u.text)
+            hyps.append(transcript.text)
+            speakers.append(u.speaker)
+            if agreement:
+                recognizer.reset()
+                offline.append(transcribe_blocks(recognizer, [samples], max(1, int(1000 * len(samples) / bundle.features.sample_rate) + 1)).text)
+        row = _scores(refs, hyps)
+        row["rtf"] = round(processing_s / max(audio_s, 1e-9), 4)
+        if agreement:
+            row["streaming_offline_agreement"] = round(sum(a == b for a, b in zip(hyps, offline)) / max(1, len(hyps)), 4)
+        row["confusions"] = character_confusions(refs, hyps) if refs else []
+        if per_speaker:
+            row["speakers"] = {
+                s: _scores([r for r, k in zip(refs, speakers) if k == s], [h for h, k in zip(hyps, speakers) if k == s])
+                for s in sorted(set(speakers))
+            }
+        row["examples"] = [{"ref": r, "hyp": h} for r, h in list(zip(refs, hyps))[:5]]
+        results["corpora"][spec] = row
+    return results

@@ -1,0 +1,104 @@
+"""Export a training run to a model folder with a model card filled from the run."""
+
+from __future__ import annotations
+
+import json
+import platform
+from pathlib import Path
+
+import torch
+
+from livespeech.bundle import save_bundle
+from livespeech.features import FeatureConfig
+from livespeech.model import CTCModel, ModelDims
+from livespeech.text import Vocabulary
+
+FSDD_CREDIT = ("Free Spoken Digit Dataset (Zohar Jackson and contributors), CC BY-SA 4.0: "
+               "https://github.com/Jakobovski/free-spoken-digit-dataset")
+
+
+def _training_summary(run_dir: Path) -> dict:
+    """Steps, epochs and last logged throughput/loss from the run's metrics.jsonl."""
+    path = run_dir / "metrics.jsonl"
+    rows = [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+    logs = [r for r in rows if "loss" in r]
+    last = logs[-1] if logs else {}
+    return {"steps": last.get("step"), "epochs": last.get("epoch"), "final_loss": last.get("loss"),
+            "audio_seconds_per_second": last.get("audio_s_per_s")}
+
+
+def _table(metrics: dict) -> str:
+    lines = ["| corpus | utterances | CER | WER | exact | RTF (1 thread) |", "|---|---|---|---|---|---|"]
+    for name, row in metrics.get("corpora", {}).items():
+        lines.append(f"| {name} | {row['utterances']} | {row['cer']:.3f} | {row['wer']:.3f} | {row['exact']:.3f} | {row.get('rtf', float('nan')):.4f} |")
+    return "\n".join(lines)
+
+
+def model_card(name: str, config: dict, dims: ModelDims, parameters: int, training: dict, metrics: dict, notes: str = "") -> str:
+    """The markdown model card of an exported model."""
+    data = "\n".join(f"- `{spec}`" for spec in config.get("train", []))
+    uses_fsdd = any("fsdd" in spec for spec in config.get("train", []))
+    return f"""# {name}
+
+Streaming character-level LSTM-CTC speech recognizer for livespeech.
+
+## Model
+- {parameters / 1e6:.2f} M parameters: 80 log-mel bands (25 ms window, 10 ms hop), {dims.stack} frames
+  stacked per step ({dims.stack * 10} ms), {dims.layers} unidirectional LSTM layers of {dims.hidden},
+  linear output over {dims.vocab_size} tokens (CTC blank, space, apostrophe, a-z), greedy decoding.
+- Fixed global feature normalisation stored with the weights; streams chunk by chunk.
+
+## Training
+- Data (as given to `livespeech-train fit --train`):
+{data}
+- Steps: {training.get('steps')}, epochs: {training.get('epochs')}, final loss {training.get('final_loss')},
+  throughput {training.get('audio_seconds_per_second')} s of audio per second.
+- Hardware: {training.get('hardware', platform.processor() or platform.machine())}.
+- Optimiser: AdamW, lr {config.get('lr')}, warm-up {config.get('warmup_steps')} steps, cosine decay over the
+  last {config.get('decay_fraction')} of {config.get('max_steps')} steps; SpecAugment {config.get('spec_augment')}.
+- Synthetic speech never uses the held-out voice `slt` (flite's `slt`, festival's `cmu_us_slt_arctic_hts`).
+
+## Evaluation
+Measured with `livespeech-train evaluate` (the streaming recognizer, 100 ms chunks, one thread):
+
+{_table(metrics) if metrics else 'not evaluated'}
+{notes}
+## License and credits
+{('- Trained on recordings of the ' + FSDD_CREDIT + '. These weights are a derived work and are shared under the same license, CC BY-SA 4.0.') if uses_fsdd else '- Trained on synthetic speech only.'}
+- Synthetic training speech made with espeak-ng (GPL-3.0), flite (BSD-like), festival with festvox
+  kallpc16k/kdlpc16k, and Piper with the en_US-joe-medium voice (MIT); word lists from wordfreq
+  (data CC BY-SA 4.0).
+"""
+
+
+def export(run_dir: Path, out: Path, name: str | None = None, checkpoint: str = "last.pt", metrics_file: str | None = None,
+           notes: str = "", hardware: str | None = None) -> Path:
+    """Write the model of ``run_dir/checkpoint`` to the model folder ``out``.
+
+    Raises:
+        FileNotFoundError: no such checkpoint.
+        FileExistsError: ``out`` already holds a model.
+    """
+    run_dir, out = Path(run_dir), Path(out)
+    path = run_dir / checkpoint
+    if not path.exists():
+        raise FileNotFoundError(f"no checkpoint {path}")
+    state = torch.load(path, map_location="cpu", weights_only=False)
+    config = state["config"]
+    vocabulary = Vocabulary(state.get("vocabulary", Vocabulary().tokens))
+    features = FeatureConfig(**state["features"]) if "features" in state else FeatureConfig()
+    dims = ModelDims(n_mels=features.n_mels, stack=config["stack"], hidden=config["hidden"], layers=config["layers"],
+                     vocab_size=len(vocabulary), dropout=config["dropout"])
+    model = CTCModel(dims)
+    model.load_state_dict(state["model"])
+    metrics = json.loads(Path(metrics_file).read_text()) if metrics_file else {}
+    training = _training_summary(run_dir)
+    if hardware:
+        training["hardware"] = hardware
+    parameters = sum(p.numel() for p in model.parameters())
+    name = name or out.name
+    info = {"name": name, "description": f"LSTM-CTC {dims.layers}x{dims.hidden}, {parameters / 1e6:.1f}M params",
+            "training": {**training, "data": config.get("train", []), "config": config},
+            "metrics": metrics.get("corpora", {}), "license": "CC-BY-SA-4.0" if any("fsdd" in s for s in config.get("train", [])) else "MIT"}
+    card = model_card(name, config, dims, parameters, training, metrics, notes)
+    return save_bundle(out, model, features, vocabulary, info, card)

