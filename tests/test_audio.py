@@ -1,0 +1,79 @@
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+import torchaudio
+
+from livespeech.audio import AudioError, StreamResampler, audio_info, read_audio, read_blocks
+from tests.conftest import speechlike
+
+
+@pytest.mark.parametrize("rate", [8000, 11025, 22050, 44100, 48000, 96000])
+def test_stream_resampler_equals_whole_signal(rate):
+    rng = np.random.default_rng(rate)
+    x = rng.standard_normal(rate + 77).astype(np.float32) * 0.1
+    ref = torchaudio.functional.resample(torch.from_numpy(x), rate, 16000).numpy()
+    r, outs, i = StreamResampler(rate), [], 0
+    while i < len(x):
+        n = int(rng.integers(1, 3000))
+        outs.append(r.accept(x[i : i + n]))
+        i += n
+    outs.append(r.flush())
+    y = np.concatenate(outs)
+    assert len(y) == len(ref)
+    np.testing.assert_allclose(y, ref, atol=2e-5)
+
+
+@pytest.mark.parametrize("subtype", ["PCM_16", "PCM_24", "PCM_32", "FLOAT", "PCM_U8"])
+@pytest.mark.parametrize("channels", [1, 2, 6])
+def test_reads_int_float_and_multichannel_wav(write_audio, subtype, channels):
+    mono = speechlike(0.5, 22050)
+    data = np.stack([mono] * channels, axis=1) if channels > 1 else mono
+    path = write_audio(f"x{channels}{subtype}.wav", data, 22050, subtype)
+    out = read_audio(path)
+    assert out.dtype == np.float32 and out.ndim == 1
+    assert abs(len(out) - 8000) <= 1
+    ref = read_audio(write_audio("ref.wav", mono, 22050, "FLOAT"))
+    np.testing.assert_allclose(out, ref, atol=0.02)
+
+
+@pytest.mark.parametrize("fmt", ["flac", "ogg"])
+def test_reads_flac_and_ogg(write_audio, fmt):
+    path = write_audio(f"x.{fmt}", speechlike(0.4, 16000), 16000)
+    assert abs(len(read_audio(path)) - 6400) <= 1
+
+
+def test_long_file_is_read_in_blocks(write_audio):
+    path = write_audio("long.wav", speechlike(25, 8000), 8000)
+    blocks = list(read_blocks(path, block_seconds=5))
+    assert len(blocks) >= 5
+    assert sum(len(b) for b in blocks) == 25 * 16000
+
+
+def test_nan_and_inf_become_zero(write_audio):
+    x = speechlike(0.2)
+    x[100:200] = np.nan
+    x[300] = np.inf
+    out = read_audio(write_audio("nan.wav", x, 16000, "FLOAT"))
+    assert np.isfinite(out).all()
+
+
+def test_info(write_audio):
+    info = audio_info(write_audio("i.wav", np.zeros((4410, 2), np.float32), 44100))
+    assert (info.sample_rate, info.channels, info.frames) == (44100, 2, 4410)
+    assert info.duration_s == pytest.approx(0.1)
+
+
+def test_bad_files_raise_audio_error(tmp_path, write_audio):
+    (tmp_path / "empty.wav").write_bytes(b"")
+    (tmp_path / "text.wav").write_text("not audio\n" * 40)
+    good = write_audio("good.wav", speechlike(0.3), 16000)
+    (tmp_path / "trunc.wav").write_bytes(good.read_bytes()[:30])
+    zero = tmp_path / "zero.wav"
+    sf.write(zero, np.zeros(0, np.float32), 16000)
+    for name, reason in [("empty.wav", "empty"), ("text.wav", "not a readable"), ("trunc.wav", "not a readable|no audio|cannot read"),
+                         ("zero.wav", "no audio"), ("missing.wav", "no such file")]:
+        with pytest.raises(AudioError, match=reason):
+            read_audio(tmp_path / name)
+    with pytest.raises(AudioError, match="directory"):
+        read_audio(tmp_path)

@@ -1,0 +1,112 @@
+"""Training: data readers, augmentation shapes, and a tiny overfitting run on CPU."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from livespeech.bundle import load_bundle
+from training.augment import add_noise, random_channel, reverberate, spec_augment, telephone
+from training.config import TrainConfig
+from training.data import BucketBatchSampler, read_corpus, read_fsdd, read_manifest
+from training.train import lr_at, parse_corpus_spec
+from tests.conftest import FSDD, speechlike
+
+
+def test_manifest_reader(tmp_path):
+    (tmp_path / "a.wav").write_bytes(b"")
+    (tmp_path / "m.jsonl").write_text(json.dumps({"audio": "a.wav", "text": "Hello 2", "voice": "x"}) + "\n\n")
+    [u] = read_manifest(tmp_path / "m.jsonl")
+    assert u.audio == str(tmp_path / "a.wav") and u.text == "hello two" and u.speaker == "x"
+    (tmp_path / "bad.jsonl").write_text('{"audio": "a.wav"}\n')
+    with pytest.raises(ValueError, match="bad.jsonl:1"):
+        read_manifest(tmp_path / "bad.jsonl")
+
+
+def test_librispeech_and_phrase_layouts(tmp_path):
+    chapter = tmp_path / "libri" / "19" / "198"
+    chapter.mkdir(parents=True)
+    sf.write(chapter / "19-198-0001.flac", speechlike(0.2), 16000)
+    (chapter / "19-198.trans.txt").write_text("19-198-0001 NORTHANGER ABBEY\n")
+    [u] = read_corpus(str(tmp_path / "libri"))
+    assert u.text == "northanger abbey" and u.speaker == "librispeech:19"
+    (tmp_path / "ph" / "lights_on").mkdir(parents=True)
+    sf.write(tmp_path / "ph" / "lights_on" / "1.wav", speechlike(0.2), 16000)
+    [p] = read_corpus(f"phrases:{tmp_path / 'ph'}")
+    assert p.text == "lights on"
+
+
+@pytest.mark.skipif(not FSDD.exists(), reason="needs ../shared/data/fsdd")
+def test_fsdd_split():
+    train = read_fsdd(FSDD.parent)
+    assert len(train) == 2700 and all(int(Path(u.audio).stem.split("_")[2]) >= 5 for u in train)
+    test = read_corpus(f"fsdd-test:{FSDD.parent}")
+    assert len(test) == 300
+
+
+def test_corpus_spec_and_schedule():
+    assert parse_corpus_spec("fsdd:x*3") == ("fsdd:x", 3)
+    assert parse_corpus_spec("a/b.jsonl") == ("a/b.jsonl", 1)
+    c = TrainConfig(lr=1e-3, warmup_steps=10, max_steps=100, decay_fraction=0.5, lr_min=1e-5)
+    assert lr_at(0, c) == pytest.approx(1e-4) and lr_at(30, c) == 1e-3
+    assert lr_at(100, c) == pytest.approx(1e-5) and lr_at(75, c) < 1e-3
+
+
+def test_augmentations_keep_length():
+    rng = np.random.default_rng(0)
+    x = speechlike(1.0)
+    for y in (add_noise(x, rng, 10.0), reverberate(x, rng, 0.4), telephone(x, rng), random_channel(x, rng)[0]):
+        assert y.shape == x.shape and y.dtype == np.float32 and np.isfinite(y).all()
+    noisy = add_noise(x, rng, 0.0)
+    assert np.mean((noisy - x) ** 2) == pytest.approx(np.mean(x**2), rel=0.05)
+
+
+def test_spec_augment_masks_within_lengths():
+    x = torch.ones(2, 50, 80)
+    y = spec_augment(x, torch.tensor([50, 20]), freq_masks=1, freq_width=10, time_masks=1, time_fraction=0.2,
+                     generator=torch.Generator().manual_seed(0))
+    assert y.shape == x.shape and (y == 0).any() and x.eq(1).all()
+
+
+def test_bucket_sampler_respects_budget_and_covers_all():
+    lengths = list(np.random.default_rng(0).integers(10, 300, 500))
+    sampler = BucketBatchSampler(lengths, max_frames=1000)
+    batches = list(sampler)
+    assert sorted(i for b in batches for i in b) == list(range(500))
+    assert all(max(lengths[i] for i in b) * len(b) <= 1000 for b in batches)
+    halves = [list(BucketBatchSampler(lengths, 1000, num_replicas=2, rank=r)) for r in (0, 1)]
+    assert len(halves[0]) == len(halves[1])
+
+
+def _tiny_corpus(tmp_path):
+    """Four utterances in which every character is a tone burst of its own pitch."""
+    rows = []
+    for i, text in enumerate(["yes", "no", "so", "one"]):
+        parts = [np.zeros(1600, np.float32)]
+        for c in text:
+            t = np.arange(1600) / 16000
+            parts += [0.3 * np.sin(2 * np.pi * (200 + 60 * (ord(c) - 96)) * t).astype(np.float32), np.zeros(800, np.float32)]
+        sf.write(tmp_path / f"{i}.wav", np.concatenate(parts + [np.zeros(1600, np.float32)]), 16000)
+        rows.append(json.dumps({"audio": f"{i}.wav", "text": text}))
+    (tmp_path / "m.jsonl").write_text("\n".join(rows) + "\n")
+    return tmp_path / "m.jsonl"
+
+
+@pytest.mark.slow
+def test_overfits_a_tiny_batch_and_exports(tmp_path):
+    from training.evaluate import evaluate_model
+    from training.export import export
+    from training.train import fit
+
+    manifest = _tiny_corpus(tmp_path)
+    config = TrainConfig(train=[str(manifest)], run_dir=str(tmp_path / "run"), hidden=48, layers=1, max_steps=200,
+                         warmup_steps=10, lr=1e-2, batch_frames=4000, spec_augment=False, log_every=50, eval_every=1000, dropout=0.0)
+    fit(config, log=lambda *_: None)
+    model_dir = export(tmp_path / "run", tmp_path / "model", name="tiny")
+    bundle = load_bundle(model_dir)
+    assert bundle.name == "tiny" and (model_dir / "MODEL_CARD.md").exists()
+    results = evaluate_model(model_dir, [str(manifest)])
+    assert results["corpora"][str(manifest)]["cer"] == 0.0, results["corpora"][str(manifest)]["examples"]
