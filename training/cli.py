@@ -10,6 +10,9 @@ Steps, in order:
 3. ``evaluate``: CER/WER of a model folder on corpora, per speaker/voice.
 4. ``export``: write a model folder (config.json, model.safetensors, MODEL_CARD.md)
    from a training run.
+
+``phrases`` does all of it for a phrase list: synthesise the phrases, fine-tune the
+default model, calibrate rejection, evaluate and install (``training.phrases``).
 """
 
 from __future__ import annotations
@@ -40,7 +43,7 @@ def _fit(args) -> int:
     from training.train import fit
 
     config = train_config.from_arguments(args)
-    run_dir = fit(config, log=lambda m: print(m, file=sys.stderr, flush=True))
+    run_dir = fit(config, log=lambda line: print(line, file=sys.stderr, flush=True))
     print(run_dir)
     return 0
 
@@ -59,6 +62,51 @@ def _export(args) -> int:
     folder = export(Path(args.run_dir), Path(args.out), name=args.name, checkpoint=args.checkpoint, metrics_file=args.metrics)
     print(folder)
     return 0
+
+
+def _phrases(args) -> int:
+    from training.phrases import PhraseTrainConfig, train_phrase_model
+
+    options = {k: v for k, v in vars(args).items() if k not in ("command", "func", "debug", "out") and v is not None}
+    config = PhraseTrainConfig(name=args.out, **options)
+    report = train_phrase_model(config, log=lambda m: print(m, file=sys.stderr, flush=True))
+    print(json.dumps({k: report[k] for k in ("model", "scorer", "metrics", "training")}, indent=2))
+    return 0
+
+
+def _add_phrases(sub) -> None:
+    from training.phrases import PhraseTrainConfig
+
+    defaults = PhraseTrainConfig(phrases="-", name="-")
+    p = sub.add_parser("phrases", help="build, calibrate, evaluate and install a phrase model from a phrase list",
+                       description="Synthesise the phrases with many voices, add your recordings, fine-tune the default model, "
+                       "calibrate rejection on out-of-set speech, evaluate on the held-out voice slt, and install the model "
+                       "so 'livespeech --model NAME' finds it. Rerun the same command to resume.")
+    p.add_argument("phrases", help="phrase set: a bundled name (digits, commands) or a file, one phrase per line")
+    p.add_argument("--out", required=True, metavar="NAME", help="name of the new model")
+    p.add_argument("--base", help=f"model to fine-tune (default {defaults.base!r})")
+    p.add_argument("--recordings", nargs="+", metavar="DIR", help="folder-per-phrase recordings (livespeech record)")
+    p.add_argument("--corpus", dest="corpora", nargs="+", metavar="CORPUS", help="extra training corpora, KIND:PATH[*N], e.g. fsdd:../shared/data/fsdd*2")
+    p.add_argument("--eval", nargs="+", metavar="CORPUS", help="extra evaluation corpora (texts that are phrases are in-set, others out-of-set)")
+    p.add_argument("--work-dir", help="synthesis, training run and report (default runs/phrases-NAME)")
+    p.add_argument("--synth-dir", help="synthetic corpora, shareable between runs for the same phrases (default WORK_DIR/synth)")
+    p.add_argument("--install-dir", help="where to install the model folder (default: your livespeech data folder)")
+    for name, kind, what in (("takes", int, "synthetic training utterances per phrase"), ("distractors", int, "synthetic out-of-set training utterances"),
+                             ("calibration-takes", int, "synthetic calibration utterances per phrase"),
+                             ("calibration-distractors", int, "synthetic out-of-set calibration utterances"),
+                             ("eval-takes", int, "held-out-voice (slt) evaluation utterances per phrase"),
+                             ("eval-distractors", int, "held-out-voice out-of-set evaluation sentences"),
+                             ("recordings-repeat", int, "times the recordings are repeated in training"),
+                             ("steps", int, "fine-tuning steps"), ("lr", float, "peak learning rate"),
+                             ("warmup-steps", int, "learning-rate warm-up steps"), ("batch-frames", int, "frames per batch (100 = 1 s)"),
+                             ("max-false-reject", float, "share of in-set calibration utterances the rejection may refuse"),
+                             ("workers", int, "synthesis processes"), ("threads", int, "CPU threads for training (0: torch's default)"),
+                             ("seed", int, "seed of texts, voices and training")):
+        key = name.replace("-", "_")
+        p.add_argument(f"--{name}", dest=key, type=kind, help=f"{what} (default {getattr(defaults, key)})")
+    p.add_argument("--engines", nargs="+", choices=["espeak", "flite", "festival", "piper"], help="synthesis engines (default all)")
+    p.add_argument("--force", action="store_true", default=None, help="replace an installed model of the same name")
+    p.set_defaults(func=_phrases)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -94,6 +142,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint", default="last.pt", help="last.pt or best.pt (default last.pt)")
     p.add_argument("--metrics", default=None, help="JSON file of evaluation results to put in config and card")
     p.set_defaults(func=_export)
+
+    _add_phrases(sub)
     return parser
 
 

@@ -50,6 +50,7 @@ class TrainConfig:
     eval_every: int = 1000
     log_every: int = 50
     checkpoint_minutes: float = 5.0
+    checkpoint_every: int = 0  # also checkpoint every N steps (0: by time only)
 
     def dims(self, vocab_size: int, n_mels: int) -> ModelDims:
         return ModelDims(n_mels=n_mels, stack=self.stack, hidden=self.hidden, layers=self.layers, vocab_size=vocab_size, dropout=self.dropout)

@@ -88,16 +88,38 @@ def plan(n: int, seed: int, split: str = "train", voice: str | None = None, augm
     Raises:
         ValueError: a held-out voice asked for on training text.
     """
+    return plan_texts(generate(n, seed, split), seed, split, voice, augment, batch_size)
+
+
+def plan_texts(texts: list[tuple[str, str]], seed: int, split: str = "train", voice: str | None = None, augment: bool = True,
+               batch_size: int = 64, engines: tuple[str, ...] | None = None) -> list[Batch]:
+    """Cut given texts into per-engine batches, one utterance per text (repeat a text
+    in ``texts`` to hear it in several voices).
+
+    Args:
+        texts: (kind, text) pairs; the kind is kept in the manifest.
+        seed: seed of voices and variations.
+        split: ``train`` refuses the held-out voice; ``eval`` allows it.
+        voice: ``engine:voice`` for every job; random voices when None.
+        augment: vary speed/pitch and apply channel effects.
+        engines: draw random voices from these engines only (default: all, weighted
+            by ``ENGINE_WEIGHTS``).
+    Raises:
+        ValueError: a held-out voice asked for on training text, or an unknown engine.
+    """
     if voice in HELD_OUT_VOICES and split == "train":
         raise ValueError(f"{voice} is the held-out evaluation voice: never train on it")
+    names = list(engines or ENGINE_WEIGHTS)
+    unknown = sorted(set(names) - set(ENGINE_WEIGHTS))
+    if unknown:
+        raise ValueError(f"unknown synthesis engine(s) {unknown}; known: {sorted(ENGINE_WEIGHTS)}")
     rng = random.Random(seed)
-    engines = list(ENGINE_WEIGHTS)
     jobs: dict[str, list[Job]] = {}
-    for index, (kind, text) in enumerate(generate(n, seed, split)):
+    for index, (kind, text) in enumerate(texts):
         if voice:
             engine, name = voice.split(":", 1)
         else:
-            engine = rng.choices(engines, [ENGINE_WEIGHTS[e] for e in engines])[0]
+            engine = rng.choices(names, [ENGINE_WEIGHTS[e] for e in names])[0]
             name = _draw_voice(engine, rng)
         jobs.setdefault(engine, []).append(Job(index, text, kind, engine, name, rng.randrange(2**31), augment))
     batches = []
@@ -234,20 +256,57 @@ def build(out_dir: Path, n: int, seed: int, split: str = "train", voice: str | N
     Raises:
         FileNotFoundError: a synthesiser the plan needs is not installed.
     """
+    return synthesize(out_dir, plan(n, seed, split, voice, augment), seed, workers, progress)
+
+
+def build_texts(out_dir: Path, texts: list[tuple[str, str]], seed: int, split: str = "train", voice: str | None = None,
+                augment: bool = True, workers: int = 2, progress=None, engines: tuple[str, ...] | None = None) -> Path:
+    """Build (or resume) a corpus of the given texts in ``out_dir`` (see :func:`plan_texts`).
+
+    ``out_dir/plan.json`` records a fingerprint of the texts, voices and seed, so a
+    rerun resumes only the same corpus.
+
+    Returns:
+        the path of the complete manifest, ``out_dir/manifest.jsonl``.
+    Raises:
+        FileNotFoundError: a synthesiser the plan needs is not installed.
+        FileExistsError: ``out_dir`` holds a different corpus.
+        ValueError: see :func:`plan_texts`.
+    """
+    import hashlib
+
+    batches = plan_texts(texts, seed, split, voice, augment, engines=engines)
+    jobs = [[j.index, j.text, j.kind, j.engine, j.voice, j.seed, j.augment] for b in batches for j in b.jobs]
+    fingerprint = hashlib.sha1(json.dumps(jobs).encode()).hexdigest()
+    stamp = Path(out_dir) / "plan.json"
+    if stamp.exists() and json.loads(stamp.read_text()).get("fingerprint") != fingerprint:
+        raise FileExistsError(f"{out_dir} holds a different corpus; use a new folder")
+    Path(out_dir).mkdir(parents=True, exist_ok=True)
+    stamp.write_text(json.dumps({"fingerprint": fingerprint, "utterances": len(jobs)}) + "\n")
+    return synthesize(Path(out_dir), batches, seed, workers, progress)
+
+
+def synthesize(out_dir: Path, batches: list[Batch], seed: int, workers: int = 2, progress=None) -> Path:
+    """Synthesise the batches not yet done (``parts/NNNNN.jsonl`` missing) with
+    ``workers`` processes, then write ``out_dir/manifest.jsonl`` from all parts.
+
+    Raises:
+        FileNotFoundError: a synthesiser the batches need is not installed.
+    """
     from multiprocessing import get_context
 
     out_dir.mkdir(parents=True, exist_ok=True)
-    batches = plan(n, seed, split, voice, augment)
     needed = {b.engine for b in batches}
     for engine, exe in (("espeak", "espeak-ng"), ("flite", "flite"), ("festival", "festival")):
         if engine in needed and not shutil.which(exe):
             raise FileNotFoundError(f"{exe} is not installed (apt-get install {exe})")
     todo = [b for b in batches if not (out_dir / "parts" / f"{b.number:05d}.jsonl").exists()]
     random.Random(seed).shuffle(todo)  # mix engines across workers
-    with get_context("spawn").Pool(workers) as pool:
-        for done in pool.imap_unordered(_worker, [(b, out_dir) for b in todo]):
-            if progress:
-                progress(done)
+    if todo:
+        with get_context("spawn").Pool(workers) as pool:
+            for done in pool.imap_unordered(_worker, [(b, out_dir) for b in todo]):
+                if progress:
+                    progress(done)
     manifest = out_dir / "manifest.jsonl"
     rows = []
     for part in sorted((out_dir / "parts").glob("*.jsonl")):

@@ -154,12 +154,73 @@ def set_rng_state(state: dict) -> None:
     torch.set_rng_state(state["torch"])
 
 
-def fit(config: TrainConfig, log=print, progress=None) -> Path:
+def build_data(config: TrainConfig, features: FeatureConfig, vocabulary: Vocabulary, stack: int, dist: Distributed, say):
+    """Feature caches, the training set, its batch sampler and the dev caches."""
+    cache_dir = Path(config.cache_dir or Path(config.run_dir) / "cache")
+    train_caches = load_caches(config.train, cache_dir, features, say)
+    dev_caches = [c for c, _ in load_caches(config.dev, cache_dir, features, say)]
+    dataset = TrainingSet(train_caches, vocabulary, stack=stack)
+    if len(dataset) == 0:
+        raise ValueError("the training corpora hold no usable utterances")
+    lengths = [dataset.length(i) for i in range(len(dataset))]
+    sampler = BucketBatchSampler(lengths, config.batch_frames, config.seed, dist.world_size, dist.rank, config.sortagrad)
+    if len(sampler) == 0:
+        raise ValueError(f"too little training data for {dist.world_size} process(es): lower --batch-frames")
+    return train_caches, dataset, sampler, dev_caches
+
+
+def build_model(config: TrainConfig, dims, train_caches, checkpoint: dict | None, say) -> CTCModel:
+    """A new model (global feature statistics from the training data), a fine-tuning
+    start (``init_from``), or the checkpoint's model."""
+    model = CTCModel(dims)
+    if checkpoint is not None:
+        model.load_state_dict(checkpoint["model"])
+    elif config.init_from:
+        model.load_state_dict(_initial_weights(config.init_from), strict=True)
+        say(f"initialised from {config.init_from}")
+    else:
+        mean, std = global_statistics(train_caches)
+        model.feature_mean.copy_(mean)
+        model.feature_std.copy_(std)
+    return model
+
+
+def build_optimizer(model: CTCModel, config: TrainConfig) -> torch.optim.Optimizer:
+    """AdamW; no weight decay on biases."""
+    decay = [p for p in model.parameters() if p.ndim >= 2]
+    no_decay = [p for p in model.parameters() if p.ndim < 2]
+    groups = [{"params": decay, "weight_decay": config.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    return torch.optim.AdamW(groups, lr=config.lr)
+
+
+def train_step(model: CTCModel, trainable, optimizer, batch, config: TrainConfig, lr: float, device: str, autocast) -> tuple[float, float]:
+    """One optimiser step on a collated batch; returns (loss, gradient norm)."""
+    x, lengths, targets, target_lengths = batch
+    x, lengths = x.to(device), lengths.to(device)
+    x = model.normalize(x)  # (B, T, F)
+    if config.spec_augment:
+        x = spec_augment(x, lengths, config.freq_masks, config.freq_width, config.time_masks, config.time_fraction)
+    for group in optimizer.param_groups:
+        group["lr"] = lr
+    with autocast:
+        log_probs, out_lengths = trainable(x, lengths, normalized=True)  # (B, S, V)
+    loss = F.ctc_loss(log_probs.float().transpose(0, 1), targets.to(device), out_lengths, target_lengths.to(device),
+                      blank=BLANK, reduction="mean", zero_infinity=True)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+    optimizer.step()
+    return loss.item(), float(grad_norm)
+
+
+def fit(config: TrainConfig, log=None) -> Path:
     """Train (or resume) a model; returns the run folder.
 
     Raises:
         ValueError: no training data, or a bad option.
     """
+    from training.report import Reporter
+
     if not config.train:
         raise ValueError("no training data: give --train CORPUS...")
     device = pick_device(config)
@@ -173,42 +234,22 @@ def fit(config: TrainConfig, log=print, progress=None) -> Path:
     random.seed(config.seed + dist.rank)
     run_dir = Path(config.run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
+    log = log or (lambda line: None)
     say = log if dist.is_main else (lambda *_: None)
 
     vocabulary, features = Vocabulary(), FeatureConfig()
-    cache_dir = Path(config.cache_dir or run_dir / "cache")
-    train_caches = load_caches(config.train, cache_dir, features, say)
-    dev_caches = [c for c, _ in load_caches(config.dev, cache_dir, features, say)]
     dims = config.dims(len(vocabulary), features.n_mels)
-    dataset = TrainingSet(train_caches, vocabulary, stack=dims.stack)
-    if len(dataset) == 0:
-        raise ValueError("the training corpora hold no usable utterances")
-    sampler = BucketBatchSampler([dataset.length(i) for i in range(len(dataset))], config.batch_frames, config.seed, dist.world_size, dist.rank, config.sortagrad)
+    train_caches, dataset, sampler, dev_caches = build_data(config, features, vocabulary, dims.stack, dist, say)
     say(f"{len(dataset)} training utterances, {len(sampler)} batches per epoch on each of {dist.world_size} process(es), device {device}")
-
-    model = CTCModel(dims)
     last = run_dir / "last.pt"
     checkpoint = torch.load(last, map_location="cpu", weights_only=False) if last.exists() else None
-    if checkpoint is None:
-        if config.init_from:
-            model.load_state_dict(_initial_weights(config.init_from), strict=True)
-            say(f"initialised from {config.init_from}")
-        else:
-            mean, std = global_statistics(train_caches)
-            model.feature_mean.copy_(mean)
-            model.feature_std.copy_(std)
-    else:
-        model.load_state_dict(checkpoint["model"])
-    model.to(device)
-    decay, no_decay = [], []
-    for name, p in model.named_parameters():
-        (no_decay if p.ndim < 2 else decay).append(p)
-    optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": config.weight_decay}, {"params": no_decay, "weight_decay": 0.0}], lr=config.lr)
+    model = build_model(config, dims, train_caches, checkpoint, say).to(device)
+    optimizer = build_optimizer(model, config)
     step, epoch, batch_in_epoch, best = 0, 0, 0, float("inf")
     if checkpoint is not None:
         optimizer.load_state_dict(checkpoint["optimizer"])
         step, epoch, batch_in_epoch, best = checkpoint["step"], checkpoint["epoch"], checkpoint["batch_in_epoch"], checkpoint["best"]
-        set_rng_state(checkpoint["rng"][dist.rank] if isinstance(checkpoint["rng"], list) else checkpoint["rng"])
+        set_rng_state(checkpoint["rng"][dist.rank] if dist.rank < len(checkpoint["rng"]) else checkpoint["rng"][0])
         say(f"resumed from {last} at step {step}")
     trainable = model
     if dist.enabled:
@@ -216,6 +257,7 @@ def fit(config: TrainConfig, log=print, progress=None) -> Path:
     if config.compile and device.startswith("cuda"):
         trainable = torch.compile(trainable)
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.startswith("cuda") else nullcontext()
+    reporter = Reporter(run_dir, config.max_steps, step, log, enabled=dist.is_main)
 
     def checkpoint_state() -> dict:
         rngs = [None] * dist.world_size
@@ -227,49 +269,30 @@ def fit(config: TrainConfig, log=print, progress=None) -> Path:
                 "batch_in_epoch": batch_in_epoch, "best": best, "rng": rngs, "config": config.to_dict(),
                 "vocabulary": list(vocabulary.tokens), "features": features.to_dict()}
 
-    metrics_file = run_dir / "metrics.jsonl"
-    last_save, t0, frames_seen, utts_seen = time.time(), time.time(), 0, 0
+    last_save = time.time()
     model.train()
     while step < config.max_steps:
         sampler.set_epoch(epoch)
         batches = list(sampler)
         for index in range(batch_in_epoch, len(batches)):
-            x, lengths, targets, target_lengths = collate([dataset[i] for i in batches[index]])
-            x, lengths = x.to(device), lengths.to(device)
-            x = model.normalize(x)
-            if config.spec_augment:
-                x = spec_augment(x, lengths, config.freq_masks, config.freq_width, config.time_masks, config.time_fraction)
-            for group in optimizer.param_groups:
-                group["lr"] = lr_at(step, config)
-            with autocast:
-                log_probs, out_lengths = trainable(x, lengths, normalized=True)
-            loss = F.ctc_loss(log_probs.float().transpose(0, 1), targets.to(device), out_lengths, target_lengths.to(device),
-                              blank=BLANK, reduction="mean", zero_infinity=True)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
-            optimizer.step()
+            batch = collate([dataset[i] for i in batches[index]])
+            loss, grad_norm = train_step(model, trainable, optimizer, batch, config, lr_at(step, config), device, autocast)
             step, batch_in_epoch = step + 1, index + 1
-            frames_seen += int(lengths.sum())
-            utts_seen += len(batches[index])
-            if progress:
-                progress(step, loss.item())
-            if step % config.log_every == 0 and dist.is_main:
-                elapsed = time.time() - t0
-                row = {"step": step, "epoch": epoch, "loss": round(loss.item(), 4), "lr": optimizer.param_groups[0]["lr"],
-                       "grad_norm": round(float(grad_norm), 3), "utt_per_s": round(utts_seen * dist.world_size / elapsed, 1),
-                       "audio_s_per_s": round(frames_seen * dist.world_size * features.frame_seconds / elapsed, 1)}
-                _append(metrics_file, row)
-                log(json.dumps(row))
+            row = reporter.step(step, loss, lr_at(step - 1, config), int(batch[1].sum()) * dist.world_size,
+                                len(batches[index]) * dist.world_size, features.frame_seconds)
+            if step % config.log_every == 0:
+                reporter.write({**row, "epoch": epoch, "grad_norm": round(grad_norm, 3)})
             if step % config.eval_every == 0 and dist.is_main and dev_caches:
                 results = {f"dev{i}": evaluate_cer(model, c, vocabulary, device) for i, c in enumerate(dev_caches)}
+                reporter.write({"step": step, "eval": results})
                 mean_cer = sum(r["cer"] for r in results.values()) / len(results)
-                _append(metrics_file, {"step": step, "eval": results})
-                log(json.dumps({"step": step, "eval": results}))
                 if mean_cer < best:
                     best = mean_cer
-                    save_checkpoint(run_dir / "best.pt", {"model": model.state_dict(), "step": step, "eval": results, "config": config.to_dict()})
-            if dist.agree(time.time() - last_save > config.checkpoint_minutes * 60 or step >= config.max_steps):
+                    save_checkpoint(run_dir / "best.pt", {"model": model.state_dict(), "step": step, "eval": results, "config": config.to_dict(),
+                                                          "vocabulary": list(vocabulary.tokens), "features": features.to_dict()})
+            due = time.time() - last_save > config.checkpoint_minutes * 60
+            due = due or (config.checkpoint_every > 0 and step % config.checkpoint_every == 0)
+            if dist.agree(due or step >= config.max_steps):
                 state = checkpoint_state()
                 if dist.is_main:
                     save_checkpoint(last, state)
@@ -278,8 +301,7 @@ def fit(config: TrainConfig, log=print, progress=None) -> Path:
                 break
         else:
             epoch, batch_in_epoch = epoch + 1, 0
-    if dist.is_main:
-        save_checkpoint(last, checkpoint_state())
+    reporter.close()
     dist.close()
     return run_dir
 
@@ -292,8 +314,3 @@ def _initial_weights(source: str) -> dict:
 
         return load_bundle(path).model.state_dict()
     return torch.load(path, map_location="cpu", weights_only=False)["model"]
-
-
-def _append(path: Path, row: dict) -> None:
-    with open(path, "a", encoding="utf-8") as f:
-        f.write(json.dumps(row) + "\n")
