@@ -9,7 +9,7 @@ import soundfile as sf
 import torch
 
 from livespeech.bundle import load_bundle
-from training.augment import add_noise, random_channel, reverberate, spec_augment, telephone
+from training.augment import AugmentConfig, add_noise, augment_waveform, reverberate, spec_augment, speed_perturb, telephone
 from training.config import TrainConfig
 from training.data import BucketBatchSampler, read_corpus, read_fsdd, read_manifest
 from training.train import lr_at, parse_corpus_spec
@@ -58,8 +58,13 @@ def test_corpus_spec_and_schedule():
 def test_augmentations_keep_length():
     rng = np.random.default_rng(0)
     x = speechlike(1.0)
-    for y in (add_noise(x, rng, 10.0), reverberate(x, rng, 0.4), telephone(x, rng), random_channel(x, rng)[0]):
+    for y in (add_noise(x, rng, 10.0), reverberate(x, rng, 0.4), telephone(x, rng), augment_waveform(x, rng)[0]):
         assert y.shape == x.shape and y.dtype == np.float32 and np.isfinite(y).all()
+    assert len(speed_perturb(x, 1.1)) == pytest.approx(len(x) / 1.1, rel=0.01)  # rate ratio rounded to 1 %
+    every = AugmentConfig(p_speed=1, p_reverb=1, p_telephone=1, p_noise=1, p_gain=1)
+    y, effects = augment_waveform(x, rng, every, noises=[np.ones(100, np.float32)])
+    assert effects == ["speed", "reverb", "telephone", "noise", "gain"] and np.isfinite(y).all()
+    assert augment_waveform(x, rng, AugmentConfig(p_reverb=0, p_telephone=0, p_noise=0, p_gain=0))[1] == []
     noisy = add_noise(x, rng, 0.0)
     assert np.mean((noisy - x) ** 2) == pytest.approx(np.mean(x**2), rel=0.05)
 
@@ -110,3 +115,25 @@ def test_overfits_a_tiny_batch_and_exports(tmp_path):
     assert bundle.name == "tiny" and (model_dir / "MODEL_CARD.md").exists()
     results = evaluate_model(model_dir, [str(manifest)])
     assert results["corpora"][str(manifest)]["cer"] == 0.0, results["corpora"][str(manifest)]["examples"]
+
+
+def test_augmented_training_set_is_reproducible(tmp_path):
+    from livespeech.features import FeatureConfig
+    from livespeech.text import Vocabulary
+    from training.augment import AugmentConfig
+    from training.data import AugmentedTrainingSet, FeatureCache
+
+    manifest = _tiny_corpus(tmp_path)
+    cache = FeatureCache(read_manifest(manifest), tmp_path / "cache")
+    every = AugmentConfig(p_speed=1, p_reverb=1, p_telephone=1, p_noise=1, p_gain=1)
+    a = AugmentedTrainingSet([(cache, 2)], Vocabulary(), 3, every, FeatureConfig(), seed=1)
+    b = AugmentedTrainingSet([(cache, 2)], Vocabulary(), 3, every, FeatureConfig(), seed=1)
+    assert len(a) == 8
+    fa, ta = a[3]
+    fb, tb = b[3]
+    torch.testing.assert_close(fa, fb)
+    assert torch.equal(ta, tb) and fa.shape[1] == 80
+    assert abs(fa.shape[0] - cache.length(1)) <= 0.12 * cache.length(1)  # speed changes length by at most 10 %
+    a.set_epoch(1)
+    fc, _ = a[3]
+    assert fc.shape != fb.shape or not torch.equal(fc, fb)  # a new epoch draws new augmentations

@@ -7,6 +7,8 @@ is reproducible from its seed.  :func:`spec_augment` works on batched features.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import torch
 
@@ -79,24 +81,70 @@ def set_peak(x: np.ndarray, peak_dbfs: float) -> np.ndarray:
     return (x * (10 ** (peak_dbfs / 20) / (np.max(np.abs(x)) + 1e-9))).astype(np.float32)
 
 
-def random_channel(x: np.ndarray, rng: np.random.Generator, p_noise=0.4, p_reverb=0.3, p_telephone=0.3) -> tuple[np.ndarray, list[str]]:
-    """Apply reverberation, telephone band, noise and gain, each with its probability.
+@dataclass(frozen=True)
+class AugmentConfig:
+    """Which waveform augmentations run, and how often (each a probability in [0, 1]).
 
+    Args:
+        p_speed: speed perturbation by resampling (Ko et al., 2015), factor in ``speed_range``.
+        p_reverb: reverberation with a synthetic room impulse response, RT60 in ``rt60_range`` s.
+        p_telephone: telephone channel (8 kHz, 300-3400 Hz, sometimes mu-law).
+        p_noise: additive noise at an SNR in ``snr_range`` dB (coloured noise, or a
+            random excerpt of the given noise recordings).
+        p_gain: random peak level in ``peak_range`` dBFS (otherwise the level is kept).
+    """
+
+    p_speed: float = 0.0
+    speed_range: tuple[float, float] = (0.9, 1.1)
+    p_reverb: float = 0.3
+    rt60_range: tuple[float, float] = (0.15, 0.7)
+    p_telephone: float = 0.3
+    p_noise: float = 0.4
+    snr_range: tuple[float, float] = (5.0, 30.0)
+    p_gain: float = 1.0
+    peak_range: tuple[float, float] = (-30.0, -1.0)
+
+
+def speed_perturb(x: np.ndarray, factor: float) -> np.ndarray:
+    """Play ``factor`` times faster (pitch and formants move with it), by resampling."""
+    import torchaudio.functional as AF
+
+    new_rate = max(1, round(100 / factor))
+    return AF.resample(torch.from_numpy(np.ascontiguousarray(x)), 100, new_rate).numpy().astype(np.float32)
+
+
+def augment_waveform(x: np.ndarray, rng: np.random.Generator, config: AugmentConfig = AugmentConfig(),
+                     noises: list[np.ndarray] | None = None) -> tuple[np.ndarray, list[str]]:
+    """Apply speed, reverberation, telephone band, noise and gain, each with its probability.
+
+    Args:
+        x: audio at 16 kHz, shape (N,).
+        noises: noise recordings to draw from (coloured noise when None or empty).
     Returns:
-        (audio, effects): the augmented audio, shape (N,), and the names of the
-        effects applied, for the manifest.
+        (audio, effects): the augmented audio, shape (N',) (N' differs from N only
+        under speed perturbation), and the names of the effects applied.
     """
     effects = []
-    if rng.random() < p_reverb:
-        x = reverberate(x, rng, rt60_s=float(rng.uniform(0.15, 0.7)))
+    if rng.random() < config.p_speed:
+        x = speed_perturb(x, float(rng.uniform(*config.speed_range)))
+        effects.append("speed")
+    if rng.random() < config.p_reverb:
+        x = reverberate(x, rng, rt60_s=float(rng.uniform(*config.rt60_range)))
         effects.append("reverb")
-    if rng.random() < p_telephone:
+    if rng.random() < config.p_telephone:
         x = telephone(x, rng)
         effects.append("telephone")
-    if rng.random() < p_noise:
-        x = add_noise(x, rng, snr_db=float(rng.uniform(5, 30)))
+    if rng.random() < config.p_noise:
+        noise = None
+        if noises:
+            source = noises[int(rng.integers(len(noises)))]
+            start = int(rng.integers(max(1, len(source) - len(x))))
+            noise = source[start : start + len(x)]
+        x = add_noise(x, rng, float(rng.uniform(*config.snr_range)), noise)
         effects.append("noise")
-    x = set_peak(x, float(rng.uniform(-30, -1)))
+    if rng.random() < config.p_gain:
+        x = set_peak(x, float(rng.uniform(*config.peak_range)))
+        effects.append("gain")
     return x, effects
 
 

@@ -42,6 +42,15 @@ class TrainConfig:
     freq_width: int = 15
     time_masks: int = 2
     time_fraction: float = 0.05
+    # on-the-fly waveform augmentation (training.augment.AugmentConfig); off: cached features only
+    augment: bool = False
+    p_speed: float = 0.5
+    p_reverb: float = 0.2
+    p_telephone: float = 0.2
+    p_noise: float = 0.3
+    p_gain: float = 0.5
+    noise_dir: str = ""  # a folder of noise recordings (default: synthetic coloured noise)
+    workers: int = 0  # DataLoader worker processes
     # logistics
     seed: int = 1337
     device: str = "auto"  # auto, cpu, cuda
@@ -54,6 +63,13 @@ class TrainConfig:
 
     def dims(self, vocab_size: int, n_mels: int) -> ModelDims:
         return ModelDims(n_mels=n_mels, stack=self.stack, hidden=self.hidden, layers=self.layers, vocab_size=vocab_size, dropout=self.dropout)
+
+    def augmentation(self):
+        """The :class:`training.augment.AugmentConfig` of this run."""
+        from training.augment import AugmentConfig
+
+        return AugmentConfig(p_speed=self.p_speed, p_reverb=self.p_reverb, p_telephone=self.p_telephone,
+                             p_noise=self.p_noise, p_gain=self.p_gain)
 
     def to_dict(self) -> dict:
         return asdict(self)

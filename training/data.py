@@ -225,6 +225,61 @@ class TrainingSet(torch.utils.data.Dataset):
         return cache.features(i), torch.tensor(self.targets[index], dtype=torch.long)
 
 
+class AugmentedTrainingSet(TrainingSet):
+    """Like :class:`TrainingSet`, but each item is read from its audio file, augmented
+    on the fly (``training.augment.augment_waveform``) and turned into log-mel.
+
+    The augmentation of item ``i`` in epoch ``e`` is drawn from a generator seeded with
+    ``(seed, e, i)``, so a resumed run and any number of DataLoader workers see exactly
+    the same audio as an uninterrupted run.  Call :meth:`set_epoch` each epoch.
+    """
+
+    def __init__(self, caches, vocabulary: Vocabulary, stack: int, augment, features: FeatureConfig,
+                 noise_dir: str = "", seed: int = 0):
+        super().__init__(caches, vocabulary, stack)
+        self.augment, self.features, self.seed, self.epoch = augment, features, seed, 0
+        self.noises = load_noises(noise_dir, features.sample_rate) if noise_dir else []
+        self._module = None
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __getitem__(self, index: int):
+        from training.augment import augment_waveform
+
+        cache, i = self.items[index]
+        if self._module is None:
+            self._module = LogMel(self.features)
+        samples = read_audio(Path(cache.utterances[i].audio), self.features.sample_rate)
+        rng = np.random.default_rng([self.seed, self.epoch, index])
+        samples, _ = augment_waveform(samples, rng, self.augment, self.noises)
+        with torch.no_grad():
+            feats = log_mel(torch.from_numpy(samples), self.features, self._module)
+        return feats, torch.tensor(self.targets[index], dtype=torch.long)
+
+
+def load_noises(folder: str, sample_rate: int, max_seconds: float = 600.0) -> list[np.ndarray]:
+    """Noise recordings of a folder (any audio files, read recursively), at most
+    ``max_seconds`` in all, for additive-noise augmentation.
+
+    Raises:
+        ValueError: the folder holds no readable audio.
+    """
+    noises, total = [], 0.0
+    for path in sorted(p for p in Path(folder).rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES):
+        try:
+            noise = read_audio(path, sample_rate)
+        except AudioError:
+            continue
+        noises.append(noise)
+        total += len(noise) / sample_rate
+        if total >= max_seconds:
+            break
+    if not noises:
+        raise ValueError(f"no readable noise recordings in {folder}")
+    return noises
+
+
 class BucketBatchSampler(torch.utils.data.Sampler):
     """Batches of utterances of similar length holding at most ``max_frames`` frames
     (padding included), in a new random order every epoch (``set_epoch``), except that

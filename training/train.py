@@ -34,7 +34,7 @@ from livespeech.model import CTCModel
 from livespeech.text import BLANK, Vocabulary
 from training.augment import spec_augment
 from training.config import TrainConfig
-from training.data import BucketBatchSampler, FeatureCache, TrainingSet, collate, read_corpus
+from training.data import AugmentedTrainingSet, BucketBatchSampler, FeatureCache, TrainingSet, collate, read_corpus
 
 
 def parse_corpus_spec(spec: str) -> tuple[str, int]:
@@ -159,7 +159,10 @@ def build_data(config: TrainConfig, features: FeatureConfig, vocabulary: Vocabul
     cache_dir = Path(config.cache_dir or Path(config.run_dir) / "cache")
     train_caches = load_caches(config.train, cache_dir, features, say)
     dev_caches = [c for c, _ in load_caches(config.dev, cache_dir, features, say)]
-    dataset = TrainingSet(train_caches, vocabulary, stack=stack)
+    if config.augment:
+        dataset = AugmentedTrainingSet(train_caches, vocabulary, stack, config.augmentation(), features, config.noise_dir, config.seed)
+    else:
+        dataset = TrainingSet(train_caches, vocabulary, stack=stack)
     if len(dataset) == 0:
         raise ValueError("the training corpora hold no usable utterances")
     lengths = [dataset.length(i) for i in range(len(dataset))]
@@ -273,9 +276,12 @@ def fit(config: TrainConfig, log=None) -> Path:
     model.train()
     while step < config.max_steps:
         sampler.set_epoch(epoch)
+        if hasattr(dataset, "set_epoch"):
+            dataset.set_epoch(epoch)
         batches = list(sampler)
-        for index in range(batch_in_epoch, len(batches)):
-            batch = collate([dataset[i] for i in batches[index]])
+        loader = torch.utils.data.DataLoader(dataset, batch_sampler=batches[batch_in_epoch:], collate_fn=collate,
+                                             num_workers=config.workers, persistent_workers=False)
+        for index, batch in enumerate(loader, start=batch_in_epoch):
             loss, grad_norm = train_step(model, trainable, optimizer, batch, config, lr_at(step, config), device, autocast)
             step, batch_in_epoch = step + 1, index + 1
             row = reporter.step(step, loss, lr_at(step - 1, config), int(batch[1].sum()) * dist.world_size,
