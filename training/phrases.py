@@ -494,12 +494,16 @@ def install(staging: Path, destination: Path, force: bool = False) -> Path:
         raise FileExistsError(f"{destination} exists (use --force to replace it)")
     destination.parent.mkdir(parents=True, exist_ok=True)
     incoming = Path(tempfile.mkdtemp(prefix=f".{destination.name}.", dir=destination.parent))
-    shutil.copytree(staging, incoming, dirs_exist_ok=True)
-    old = None
-    if destination.exists():
-        old = destination.with_name(f".{destination.name}.old-{os.getpid()}")
-        os.replace(destination, old)
-    os.replace(incoming, destination)
+    try:
+        shutil.copytree(staging, incoming, dirs_exist_ok=True)
+        old = None
+        if destination.exists():
+            old = destination.with_name(f".{destination.name}.old-{os.getpid()}")
+            os.replace(destination, old)
+        os.replace(incoming, destination)
+    finally:
+        if incoming.exists():  # a failed copy leaves no stray folder
+            shutil.rmtree(incoming)
     if old is not None:
         shutil.rmtree(old)
     return destination

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from training.augment import random_channel
+from training.augment import augment_waveform
 from training.text import generate
 
 HELD_OUT_VOICES = frozenset({"flite:slt", "festival:cmu_us_slt_arctic_hts"})
@@ -225,7 +225,7 @@ def synthesize_batch(batch: Batch, out_dir: Path) -> list[dict]:
             audio, _ = sf.read(varied, dtype="float32")
             effects = []
             if job.augment:
-                audio, effects = random_channel(audio, np.random.default_rng(job.seed))
+                audio, effects = augment_waveform(audio, np.random.default_rng(job.seed))
             path = audio_dir / f"{job.index:07d}.wav"
             sf.write(path, audio, TARGET_RATE, subtype="PCM_16")
             rows.append({"audio": str(path.relative_to(out_dir)), "text": job.text, "voice": f"{job.engine}:{job.voice}",
