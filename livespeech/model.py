@@ -10,10 +10,25 @@ H hidden units, V vocabulary size.
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 
 import torch
 from torch import nn
+
+SHORT_CALL_STEPS = 16  # streaming calls up to this many steps run the LSTM without oneDNN
+
+
+@contextmanager
+def _without_onednn():
+    """Run the LSTM without oneDNN: for a few steps at batch 1 its per-call set-up
+    costs more than the arithmetic (measured: 3.1 ms vs 0.75 ms for 3 steps, 3x320)."""
+    previous = torch.backends.mkldnn.enabled
+    torch.backends.mkldnn.enabled = False
+    try:
+        yield
+    finally:
+        torch.backends.mkldnn.enabled = previous
 
 
 @dataclass(frozen=True)
@@ -157,5 +172,9 @@ class CTCModel(nn.Module):
         if stacked.shape[1] == 0:
             empty = frames.new_zeros(frames.shape[0], 0, self.dims.vocab_size)
             return empty, StreamState(frames, state.h, state.c)
-        log_probs, (h, c) = self._logits(stacked, (state.h, state.c))
+        if stacked.shape[1] <= SHORT_CALL_STEPS:
+            with _without_onednn():
+                log_probs, (h, c) = self._logits(stacked, (state.h, state.c))
+        else:
+            log_probs, (h, c) = self._logits(stacked, (state.h, state.c))
         return log_probs, StreamState(frames[:, used:], h, c)
