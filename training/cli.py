@@ -32,8 +32,9 @@ def _synth(args) -> int:
 
     with Progress(transient=True, disable=not sys.stderr.isatty()) as progress:
         task = progress.add_task("synthesising", total=args.utterances)
+        kinds = args.kinds.split(",") if args.kinds else None
         manifest = build(Path(args.out), args.utterances, args.seed, args.split, args.voice, not args.no_augment, args.workers,
-                         progress=lambda n: progress.advance(task, n))
+                         progress=lambda n: progress.advance(task, n), kinds=kinds)
     hours = summary(manifest)
     print(json.dumps({"manifest": str(manifest), "hours": round(sum(hours.values()), 3), "hours_per_voice": {k: round(v, 3) for k, v in hours.items()}}))
     return 0
@@ -51,7 +52,7 @@ def _fit(args) -> int:
 def _evaluate(args) -> int:
     from training.evaluate import evaluate_model
 
-    results = evaluate_model(Path(args.model), args.corpus, chunk_ms=args.chunk_ms, per_speaker=args.per_speaker)
+    results = evaluate_model(Path(args.model), args.corpus, chunk_ms=args.chunk_ms, per_speaker=args.per_speaker, group_by=args.group_by)
     print(json.dumps(results, indent=2))
     return 0
 
@@ -120,6 +121,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--split", choices=["train", "eval"], default="train", help="training or held-out evaluation text")
     p.add_argument("--voice", help="one ENGINE:VOICE for every utterance, e.g. flite:slt for the held-out evaluation set")
+    p.add_argument("--kinds", metavar="K1,K2", help="text generators to use (default all): digit_word, digits, numbers, "
+                   "times_and_dates, commands, names, sentences, words")
     p.add_argument("--no-augment", action="store_true", help="clean synthesis: no pitch/tempo change, noise, reverb or telephone band")
     p.add_argument("--workers", type=int, default=2, help="parallel processes (default 2)")
     p.set_defaults(func=_synth)
@@ -133,6 +136,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("corpus", nargs="+", help="corpora: KIND:PATH or PATH (manifest.jsonl, fsdd-test:FOLDER, ...)")
     p.add_argument("--chunk-ms", type=int, default=100, help="streaming chunk length (default 100)")
     p.add_argument("--per-speaker", action="store_true", help="also report each speaker/voice")
+    p.add_argument("--group-by", metavar="FIELD", help="also report each value of a manifest field, e.g. kind")
     p.set_defaults(func=_evaluate)
 
     p = sub.add_parser("export", help="write a model folder from a training run")

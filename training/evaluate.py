@@ -32,6 +32,12 @@ def _scores(references: list[str], hypotheses: list[str]) -> dict:
     }
 
 
+def _grouped(refs: list[str], hyps: list[str], keys: list[str]) -> dict:
+    """Scores of each group of utterances that share a key."""
+    return {key: _scores([r for r, k in zip(refs, keys) if k == key], [h for h, k in zip(hyps, keys) if k == key])
+            for key in sorted(set(keys))}
+
+
 def character_confusions(references: list[str], hypotheses: list[str], top: int = 10) -> list[dict]:
     """The most common character substitutions, deletions and insertions."""
     import jiwer
@@ -50,19 +56,22 @@ def character_confusions(references: list[str], hypotheses: list[str], top: int 
 
 
 def evaluate_model(model_dir: Path, corpora: list[str], chunk_ms: int = 100, per_speaker: bool = False,
-                   agreement: bool = True, limit: int | None = None) -> dict:
+                   agreement: bool = True, limit: int | None = None, group_by: str | None = None) -> dict:
     """Evaluate a model folder on corpora (see ``training.data.read_corpus``).
 
+    Args:
+        per_speaker: also score each speaker/voice.
+        group_by: also score each value of this manifest field (e.g. ``kind``).
     Returns:
         ``{"model": name, "chunk_ms": n, "corpora": {spec: {cer, wer, exact, rtf,
-        utterances, agreement, confusions, [speakers]}}}``.
+        utterances, streaming_offline_agreement, confusions, [speakers], [groups]}}}``.
     """
     bundle = load_bundle(Path(model_dir))
     recognizer = Recognizer(bundle)
     results = {"model": bundle.name, "chunk_ms": chunk_ms, "corpora": {}}
     for spec in corpora:
         utterances = read_corpus(spec)[:limit]
-        refs, hyps, offline, speakers = [], [], [], []
+        refs, hyps, offline, speakers, groups = [], [], [], [], []
         audio_s = processing_s = 0.0
         for u in utterances:
             try:
@@ -77,6 +86,7 @@ def evaluate_model(model_dir: Path, corpora: list[str], chunk_ms: int = 100, per
             refs.append(u.text)
             hyps.append(transcript.text)
             speakers.append(u.speaker)
+            groups.append(str(u.extra.get(group_by, "")) if group_by else "")
             if agreement:
                 recognizer.reset()
                 offline.append(transcribe_blocks(recognizer, [samples], max(1, int(1000 * len(samples) / bundle.features.sample_rate) + 1)).text)
@@ -86,10 +96,9 @@ def evaluate_model(model_dir: Path, corpora: list[str], chunk_ms: int = 100, per
             row["streaming_offline_agreement"] = round(sum(a == b for a, b in zip(hyps, offline)) / max(1, len(hyps)), 4)
         row["confusions"] = character_confusions(refs, hyps) if refs else []
         if per_speaker:
-            row["speakers"] = {
-                s: _scores([r for r, k in zip(refs, speakers) if k == s], [h for h, k in zip(hyps, speakers) if k == s])
-                for s in sorted(set(speakers))
-            }
+            row["speakers"] = _grouped(refs, hyps, speakers)
+        if group_by:
+            row["groups"] = _grouped(refs, hyps, groups)
         row["examples"] = [{"ref": r, "hyp": h} for r, h in list(zip(refs, hyps))[:5]]
         results["corpora"][spec] = row
     return results

@@ -75,7 +75,8 @@ def _draw_voice(engine: str, rng: random.Random) -> str:
     return "joe"
 
 
-def plan(n: int, seed: int, split: str = "train", voice: str | None = None, augment: bool = True, batch_size: int = 64) -> list[Batch]:
+def plan(n: int, seed: int, split: str = "train", voice: str | None = None, augment: bool = True, batch_size: int = 64,
+         kinds: list[str] | None = None) -> list[Batch]:
     """Cut ``n`` utterances of generated text into per-engine batches.
 
     Args:
@@ -88,7 +89,7 @@ def plan(n: int, seed: int, split: str = "train", voice: str | None = None, augm
     Raises:
         ValueError: a held-out voice asked for on training text.
     """
-    return plan_texts(generate(n, seed, split), seed, split, voice, augment, batch_size)
+    return plan_texts(generate(n, seed, split, kinds), seed, split, voice, augment, batch_size)
 
 
 def plan_texts(texts: list[tuple[str, str]], seed: int, split: str = "train", voice: str | None = None, augment: bool = True,
@@ -248,7 +249,7 @@ def _worker(args):
 
 
 def build(out_dir: Path, n: int, seed: int, split: str = "train", voice: str | None = None,
-          augment: bool = True, workers: int = 2, progress=None) -> Path:
+          augment: bool = True, workers: int = 2, progress=None, kinds: list[str] | None = None) -> Path:
     """Build (or resume) a corpus of ``n`` utterances in ``out_dir``.
 
     Returns:
@@ -256,7 +257,7 @@ def build(out_dir: Path, n: int, seed: int, split: str = "train", voice: str | N
     Raises:
         FileNotFoundError: a synthesiser the plan needs is not installed.
     """
-    return synthesize(out_dir, plan(n, seed, split, voice, augment), seed, workers, progress)
+    return synthesize(out_dir, plan(n, seed, split, voice, augment, kinds=kinds), seed, workers, progress)
 
 
 def build_texts(out_dir: Path, texts: list[tuple[str, str]], seed: int, split: str = "train", voice: str | None = None,

@@ -176,16 +176,21 @@ def is_eval_text(text: str, eval_fraction: float = 0.05) -> bool:
     return digest / 0xFFFFFFFF < eval_fraction
 
 
-def generate(n: int, seed: int, split: str = "train") -> list[tuple[str, str]]:
+def generate(n: int, seed: int, split: str = "train", kinds: list[str] | None = None) -> list[tuple[str, str]]:
     """``n`` texts of the given split (``train`` or ``eval``), as (generator, text) pairs.
 
+    Args:
+        kinds: the generators to draw from (default: all of ``GENERATORS``, by weight).
     Raises:
-        ValueError: for an unknown split.
+        ValueError: for an unknown split or generator.
     """
     if split not in ("train", "eval"):
         raise ValueError(f"split must be train or eval, got {split!r}")
+    unknown = set(kinds or ()) - set(GENERATORS)
+    if unknown:
+        raise ValueError(f"unknown text generator(s) {sorted(unknown)}; choose from {sorted(GENERATORS)}")
     rng = random.Random(seed)
-    names = list(GENERATORS)
+    names = list(kinds or GENERATORS)
     weights = [GENERATORS[k][1] for k in names]
     out = []
     while len(out) < n:
