@@ -1,0 +1,481 @@
+"""The live pipeline between a :class:`~livespeech.capture.Source` and the UI.
+
+    source --ring buffer--> LiveWorker (thread: resample, Recognizer, PhraseScorer) --sink(event)--> UI
+
+:class:`LiveWorker` pulls fixed chunks (100 ms by default) from the source's ring
+buffer, resamples them to the model's rate, runs the :class:`Recognizer` and calls
+``sink`` with one immutable :class:`LiveUpdate` per chunk; ``sink`` must be
+thread-safe and must not block (the app passes a wrapper of ``post_message``).
+When the source pauses, ends or fails, the worker processes what is left, flushes
+the recognizer (the utterance in progress is committed) and, for an end or a
+failure, sends :class:`SourceEnded` or :class:`SourceFailed`.
+
+Times are session times: seconds of audio listened since the session began,
+continuing across pauses and device changes (pass the previous worker's
+:attr:`LiveWorker.position` as ``origin``).  Spectrogram frames are numbered the
+same way (10 ms each).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import threading
+import time
+from dataclasses import dataclass
+from itertools import count
+from pathlib import Path
+from typing import Any, Callable, Protocol
+
+import numpy as np
+
+from livespeech.audio import AudioError, StreamResampler, audio_info
+from livespeech.capture import CaptureError, DeviceNotFound, FileSource, MicSource, Source, resolve_device
+from livespeech.decoding import Word
+
+CHUNK_MS = 100  # worker chunk, milliseconds
+WAIT_S = 0.05  # longest wait for audio before checking the source's state, seconds
+CLIP_LEVEL = 0.999  # |sample| at or above this counts as clipping
+SILENCE_DB = -120.0  # level reported for digital silence, dBFS
+NO_PHRASES = "none"
+
+
+# ----------------------------------------------------------------------------- events
+
+
+@dataclass(frozen=True)
+class CharMark:
+    """A character the decoder emitted at spectrogram frame ``frame``."""
+
+    frame: int
+    char: str
+
+
+@dataclass(frozen=True)
+class Segment:
+    """A committed utterance.
+
+    Attributes:
+        text: its text.
+        start_s, end_s: speech span in session seconds (first word's start to last
+            word's end).
+        start_frame, end_frame: the same span in spectrogram frames.
+        words: words with session times.
+        phrase: the phrase scorer's result (a ``PhraseResult``), None without a scorer.
+    """
+
+    text: str
+    start_s: float
+    end_s: float
+    start_frame: int
+    end_frame: int
+    words: tuple[Word, ...]
+    phrase: Any = None
+
+    def to_dict(self) -> dict:
+        phrase = None
+        if self.phrase is not None:
+            phrase = {"phrase": self.phrase.phrase, "confidence": round(float(self.phrase.confidence), 4)}
+        return {"text": self.text, "start_s": round(self.start_s, 3), "end_s": round(self.end_s, 3),
+                "words": [w.to_dict() for w in self.words], "phrase": phrase}
+
+
+@dataclass(frozen=True, eq=False)  # eq=False: equal only to itself (it holds an array)
+class LiveUpdate:
+    """What one chunk of audio produced, ready to draw.
+
+    Attributes:
+        frames: log-mel frames completed by the chunk, shape (t, n_mels), read-only.
+        first_frame: session index of ``frames[0]``.
+        chars: characters emitted in the chunk.
+        partial: text of the utterance in progress ("" when none).
+        partial_frame: frame of the in-progress utterance's first character, or None.
+        committed: utterances that ended in the chunk.
+        audio_s: session seconds listened after this chunk.
+        level_db: RMS level of the chunk, dBFS (SILENCE_DB for digital silence).
+        peak: largest absolute sample of the chunk (>= CLIP_LEVEL: clipping).
+        rtf: processing time / chunk duration, None for a short final chunk.
+        arrival: ``time.perf_counter()`` when the chunk's first sample arrived, None when unknown.
+        overruns: the source's overrun count so far (lost audio).
+    """
+
+    frames: np.ndarray
+    first_frame: int
+    chars: tuple[CharMark, ...]
+    partial: str
+    partial_frame: int | None
+    committed: tuple[Segment, ...]
+    audio_s: float
+    level_db: float
+    peak: float
+    rtf: float | None
+    arrival: float | None
+    overruns: int
+
+
+@dataclass(frozen=True)
+class SourceEnded:
+    """The source has no more audio (end of an ``--input`` file)."""
+
+    audio_s: float
+
+
+@dataclass(frozen=True)
+class SourceFailed:
+    """The source stopped unexpectedly (device unplugged, unreadable file)."""
+
+    message: str
+
+
+@dataclass(frozen=True)
+class WorkerFailed:
+    """The recognizer raised; the message names the error."""
+
+    message: str
+
+
+@dataclass(frozen=True)
+class Position:
+    """Where a session stands: seconds listened and spectrogram frames produced."""
+
+    seconds: float = 0.0
+    frames: int = 0
+
+
+class PhraseScorerLike(Protocol):
+    """What the worker needs of ``livespeech.phrases.PhraseScorer``."""
+
+    def score(self, log_probs):
+        """A ``PhraseResult`` for one utterance's log-probabilities, shape (S, V)."""
+
+
+# ----------------------------------------------------------------------------- worker
+
+
+class LiveWorker:
+    """A thread that turns a source's audio into :class:`LiveUpdate` events.
+
+    Args:
+        source: where audio comes from (started by the caller).
+        recognizer: a :class:`~livespeech.recognizer.Recognizer` (or an object with its
+            ``sample_rate``, ``stack``, ``seconds_per_step``, ``accept``, ``flush``); the
+            worker owns it while running.
+        sink: called from the worker thread with each event; thread-safe, non-blocking.
+        chunk_ms: chunk length, milliseconds (default 100).
+        scorer: phrase scorer for committed utterances, or None; see :attr:`scorer`.
+        origin: session position to continue from (default: the start).
+    """
+
+    def __init__(self, source: Source, recognizer, sink: Callable[[object], Any], chunk_ms: int = CHUNK_MS,
+                 scorer: PhraseScorerLike | None = None, origin: Position = Position()):
+        self.source, self.recognizer, self.sink = source, recognizer, sink
+        self.scorer = scorer  # swapped by the UI thread at any time; read once per utterance
+        self.chunk = max(1, round(source.sample_rate * chunk_ms / 1000))  # source samples
+        self.chunk_s = self.chunk / source.sample_rate
+        self._resampler = StreamResampler(source.sample_rate, recognizer.sample_rate)
+        self._frame_s = recognizer.seconds_per_step / recognizer.stack
+        self._base = origin  # session position where the recognizer's current stream began
+        self._frames = 0  # frames of the current stream
+        self._stream_s = 0.0  # audio seconds of the current stream
+        self._commit_frame = origin.frames  # end of the last committed utterance
+        self._partial_frame: int | None = None
+        self._dirty = False  # the recognizer holds audio not yet flushed
+        self._stop = threading.Event()
+        self._flush_on_stop = True
+        self._thread = threading.Thread(target=self._run, name="livespeech-recognizer", daemon=True)
+
+    @property
+    def position(self) -> Position:
+        """Session position after the audio processed so far."""
+        return Position(self._base.seconds + self._stream_s, self._base.frames + self._frames)
+
+    @property
+    def alive(self) -> bool:
+        return self._thread.is_alive()
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self, timeout: float = 1.0, flush: bool = True) -> bool:
+        """Ask the thread to finish and wait up to ``timeout`` seconds.
+
+        Args:
+            timeout: longest wait, seconds.
+            flush: commit the utterance in progress first (False when quitting).
+        Returns:
+            True when the thread has finished.
+        """
+        self._flush_on_stop = flush
+        self._stop.set()
+        self.source.ring.wake()
+        if self._thread.is_alive() and self._thread is not threading.current_thread():
+            self._thread.join(timeout)
+        return not self._thread.is_alive()
+
+    # the thread ------------------------------------------------------------------
+
+    def _run(self) -> None:
+        try:
+            self._listen()
+            if self._flush_on_stop or not self._stop.is_set():
+                self._flush()
+            if self.source.error:
+                self.sink(SourceFailed(self.source.error))
+            elif self.source.ended:
+                self.sink(SourceEnded(self.position.seconds))
+        except Exception as error:  # noqa: BLE001 - shown on screen instead of dying silently
+            self.sink(WorkerFailed(f"{type(error).__name__}: {error}"))
+
+    def _listen(self) -> None:
+        """Process full chunks until stopped, or the source ends or fails."""
+        ring = self.source.ring
+        while not self._stop.is_set():
+            if ring.wait(self.chunk, WAIT_S):
+                self._process(final=False)
+                continue
+            self.source.check()
+            if self.source.error or self.source.ended:
+                return
+            if self.source.paused and self._dirty:
+                self._flush()
+
+    def _flush(self) -> None:
+        """Process the samples left in the ring and end the recognizer's stream."""
+        if self._dirty or self.source.ring.available:
+            self._process(final=True)
+
+    def _process(self, final: bool) -> None:
+        """Recognise the next chunk (``final``: all that is left, then end the
+        recognizer's stream) and send the update."""
+        ring = self.source.ring
+        arrival = ring.arrival_time(ring.consumed)
+        samples = ring.read(self.chunk if not final else ring.available)
+        t0 = time.perf_counter()
+        audio = self._resampler.accept(samples)
+        if final:
+            audio = np.concatenate([audio, self._resampler.flush()])
+        results = [self.recognizer.accept(audio)]
+        if final:
+            results.append(self.recognizer.flush())
+        update = self._update(results, samples, arrival, t0, final)
+        self.sink(update)
+
+    def _update(self, results: list, samples: np.ndarray, arrival: float | None, t0: float, final: bool) -> LiveUpdate:
+        base, stack = self._base, self.recognizer.stack
+        frames = np.concatenate([r.features.numpy() for r in results])  # (t, n_mels)
+        frames.setflags(write=False)
+        first_frame = base.frames + self._frames
+        chars = tuple(CharMark(base.frames + e.step * stack, e.char) for r in results for e in r.emissions)
+        committed = tuple(self._segment(u) for r in results for u in r.committed)
+        self._frames += frames.shape[0]
+        self._stream_s = results[-1].audio_s
+        self._track_partial(chars, committed, results[-1].partial)
+        audio_s = self.position.seconds
+        if final:  # the recognizer has reset: the next stream starts here
+            self._base, self._frames, self._stream_s = self.position, 0, 0.0
+        self._dirty = not final
+        level_db, peak = level(samples)
+        elapsed = time.perf_counter() - t0
+        rtf = elapsed / self.chunk_s if len(samples) == self.chunk else None
+        return LiveUpdate(frames, first_frame, chars, results[-1].partial, self._partial_frame, committed,
+                          audio_s, level_db, peak, rtf, arrival, self.source.overruns)
+
+    def _segment(self, utterance) -> Segment:
+        """A committed utterance in session time, scored when a scorer is active."""
+        offset = self._base.seconds
+        words = tuple(Word(w.word, w.start_s + offset, w.end_s + offset) for w in utterance.words)
+        start = words[0].start_s if words else utterance.start_s + offset
+        end = words[-1].end_s if words else utterance.end_s + offset
+        scorer = self.scorer
+        phrase = scorer.score(utterance.log_probs) if scorer is not None else None
+        return Segment(utterance.text, start, end, self._frame_at(start), self._frame_at(end), words, phrase)
+
+    def _frame_at(self, seconds: float) -> int:
+        """Spectrogram frame of a session time in the current stream."""
+        return self._base.frames + round((seconds - self._base.seconds) / self._frame_s)
+
+    def _track_partial(self, chars: tuple[CharMark, ...], committed: tuple[Segment, ...], partial: str) -> None:
+        """Remember where the utterance in progress began (its first character)."""
+        if committed:
+            self._commit_frame, self._partial_frame = committed[-1].end_frame, None
+        if not partial:
+            self._partial_frame = None
+        elif self._partial_frame is None:
+            later = [c.frame for c in chars if c.frame >= self._commit_frame and c.char != " "]
+            self._partial_frame = min(later, default=None)
+
+
+def level(samples: np.ndarray) -> tuple[float, float]:
+    """RMS level in dBFS and peak |sample| of a chunk, shape (n,); (SILENCE_DB, 0) when empty or silent."""
+    if samples.size == 0:
+        return SILENCE_DB, 0.0
+    power = float(np.mean(np.square(samples, dtype=np.float64)))
+    peak = float(np.max(np.abs(samples)))
+    return (10.0 * np.log10(power) if power > 0 else SILENCE_DB), peak
+
+
+# ----------------------------------------------------------------------------- sources
+
+
+class LiveSetupError(Exception):
+    """A live-view argument is wrong: ``usage`` (exit status 2) or an unreadable input
+    file (exit status 1); the message is one line for the user."""
+
+    def __init__(self, message: str, usage: bool = True):
+        super().__init__(message)
+        self.usage = usage
+
+
+def check_live_arguments(input_path: str | None, device: str | None, phrases: str | None = None) -> None:
+    """Check ``--input``, ``--device`` and ``--phrases`` before the model loads and the
+    screen opens.
+
+    Problems of the machine rather than the arguments (PortAudio missing, no input
+    device at all) are left for the live view to show; whether the model can spell the
+    phrases is checked once it is loaded.
+
+    Raises:
+        LiveSetupError: --input with --device, an unreadable input file, no such
+            device, or no such phrase set.
+    """
+    if phrases is not None and phrases.strip().lower() != NO_PHRASES and phrases_available():
+        from livespeech.phrases import load_phrase_set
+
+        try:
+            load_phrase_set(phrases)
+        except ValueError as error:  # PhraseSetError
+            raise LiveSetupError(f"--phrases: {error}") from None
+    if input_path is not None and device is not None:
+        raise LiveSetupError("--input and --device exclude each other (a file replaces the microphone)")
+    if input_path is not None:
+        try:
+            audio_info(Path(input_path))
+        except AudioError as error:
+            raise LiveSetupError(f"{input_path}: {error}", usage=False) from None
+    elif device is not None:
+        try:
+            resolve_device(device)
+        except DeviceNotFound as error:
+            raise LiveSetupError(str(error)) from None
+        except CaptureError:
+            pass  # shown on screen, with a way to pick another device
+
+
+def open_source(input_path: str | None, device: str | None, speed: float | None = 1.0) -> Source:
+    """The session's source: ``input_path`` played at ``speed`` times real time, or
+    the microphone ``device`` (index or name; the default input when None). Not started.
+
+    Raises:
+        AudioError: the input file cannot be read.
+        CaptureError: PortAudio missing, no input device, device not found or refused.
+    """
+    if input_path is not None:
+        return FileSource(input_path, speed=speed)
+    return MicSource(resolve_device(device))
+
+
+# ----------------------------------------------------------------------------- phrases
+
+
+class PhrasesUnavailable(Exception):
+    """This livespeech has no phrase classification (livespeech.phrases is missing)."""
+
+
+@dataclass(frozen=True)
+class PhraseModel:
+    """An active phrase set: its name and the scorer built for the model's vocabulary."""
+
+    name: str
+    scorer: PhraseScorerLike
+
+
+def phrases_available() -> bool:
+    return importlib.util.find_spec("livespeech.phrases") is not None
+
+
+def load_phrase_model(spec: str | None, vocabulary, model_config: dict | None = None) -> PhraseModel | None:
+    """The phrase set ``spec`` (a bundled name or a file) with its scorer; None for "none".
+
+    Args:
+        spec: phrase-set name or path, or "none".
+        vocabulary: the model's vocabulary.
+        model_config: the model's config.json; a phrase model's calibrated scorer
+            settings for this set are used.
+    Raises:
+        PhrasesUnavailable: livespeech.phrases is not installed.
+        PhraseSetError (a ValueError): no such set, an unreadable one, or one the
+            vocabulary cannot spell.
+    """
+    if spec is None or spec.strip().lower() == NO_PHRASES:
+        return None
+    if not phrases_available():
+        raise PhrasesUnavailable("phrase classification is not available in this version of livespeech")
+    from livespeech import phrases
+
+    phrase_set = phrases.load_phrase_set(spec)
+    options = phrases.scorer_options(model_config or {}, phrase_set)
+    return PhraseModel(phrase_set.name, phrases.PhraseScorer(phrase_set, vocabulary, **options))
+
+
+def bundled_phrase_sets() -> list[str]:
+    """Names of the bundled phrase sets (none without phrase classification)."""
+    if not phrases_available():
+        return []
+    from livespeech import phrases
+
+    return phrases.bundled_phrase_sets()
+
+
+# ----------------------------------------------------------------------------- saving
+
+
+def format_clock(seconds: float) -> str:
+    """Session time as ``m:ss.s`` (``h:mm:ss`` from an hour on)."""
+    if seconds >= 3600:
+        h, rest = divmod(int(seconds), 3600)
+        return f"{h}:{rest // 60:02d}:{rest % 60:02d}"
+    m, s = divmod(max(0.0, seconds), 60)
+    return f"{int(m)}:{s:04.1f}"
+
+
+def save_transcript(segments: list[Segment], directory: Path, info: dict, stamp: str | None = None) -> tuple[Path, Path]:
+    """Write ``livespeech-STAMP.txt`` (one utterance a line) and ``.json`` (``info``
+    plus text and utterances with times, words and phrases) into ``directory``; an
+    existing file is never replaced: ``-2``, ``-3``... are tried instead.
+
+    Args:
+        segments: the committed utterances, oldest first.
+        directory: an existing folder.
+        info: extra JSON fields (source, model...).
+        stamp: name part (default: local time, YYYYmmdd-HHMMSS).
+    Returns:
+        the txt and json paths.
+    Raises:
+        OSError: the folder cannot be written.
+    """
+    stamp = stamp or time.strftime("%Y%m%d-%H%M%S")
+    text = "".join(f"{s.text}\n" for s in segments)
+    document = {**info, "text": " ".join(s.text for s in segments), "utterances": [s.to_dict() for s in segments]}
+    body = json.dumps(document, indent=1) + "\n"
+    for n in count(1):
+        stem = f"livespeech-{stamp}" + (f"-{n}" if n > 1 else "")
+        txt, jsn = directory / f"{stem}.txt", directory / f"{stem}.json"
+        if txt.exists() or jsn.exists():
+            continue
+        try:
+            _create(txt, text)
+        except FileExistsError:
+            continue
+        try:
+            _create(jsn, body)
+        except FileExistsError:
+            txt.unlink()
+            continue
+        return txt, jsn
+    raise AssertionError("unreachable")
+
+
+def _create(path: Path, text: str) -> None:
+    """Write a new file; FileExistsError if ``path`` exists (checked atomically)."""
+    with open(path, "x", encoding="utf-8") as f:
+        f.write(text)

@@ -1,0 +1,340 @@
+"""The live view: ``livespeech [--model M] [--phrases P] [--device ID|NAME] [--input FILE]``.
+
+    Spectrogram   (scrolling log-mel, characters and utterances marked under it)
+    Transcript    (committed utterances, partial text)  |  Phrases (top phrases, bars)
+    Status bar    (input, state, level, latency, RTF, overruns)
+    Footer        (keys)
+
+The app only draws: audio comes from a :class:`~livespeech.capture.Source`, a
+:class:`~livespeech.live.LiveWorker` thread recognises it and posts events with
+``post_message``.  Everything the app needs from outside (sources, devices, phrase
+sets) comes through a :class:`Backend`, so tests run it with fakes.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+from typing import Callable
+
+from textual import on
+from textual.app import App, ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal
+from textual.widgets import Footer
+
+from livespeech.audio import AudioError
+from livespeech.capture import CaptureError, InputDevice, MicSource, PortAudioMissing, Source, list_input_devices
+from livespeech.features import SAMPLE_RATE
+from livespeech.live import (CHUNK_MS, LiveSetupError, LiveWorker, PhraseModel, PhrasesUnavailable, Position, Segment,
+                             bundled_phrase_sets, load_phrase_model, open_source, save_transcript)
+from livespeech.ui.messages import InputEnded, InputFailed, Recognized, to_message
+from livespeech.ui.screens import DevicePicker, ErrorScreen, HelpScreen, PhrasePicker
+from livespeech.ui.widgets import PhrasePanel, Spectrogram, StatusBar, Transcript
+
+
+@dataclass(frozen=True)
+class Backend:
+    """The app's ways into the outside world.
+
+    Attributes:
+        open_source: opens the session's first source (not started); may raise
+            CaptureError or AudioError, which the app shows on screen.
+        load_phrases: a phrase-set spec to a PhraseModel (None for "none"); may raise
+            PhrasesUnavailable or PhraseSetError (a ValueError).
+        list_devices: the input devices (may raise CaptureError).
+        open_device: a source for a chosen device (may raise CaptureError).
+        phrase_sets: names of the bundled phrase sets.
+    """
+
+    open_source: Callable[[], Source]
+    load_phrases: Callable[[str], PhraseModel | None]
+    list_devices: Callable[[], list[InputDevice]] = list_input_devices
+    open_device: Callable[[InputDevice], Source] = MicSource
+    phrase_sets: Callable[[], list[str]] = bundled_phrase_sets
+
+
+@dataclass(frozen=True)
+class LiveOptions:
+    """Settings of a live session.
+
+    Attributes:
+        chunk_ms: worker chunk, milliseconds.
+        save_dir: where ``s`` writes transcripts.
+        model_name: shown in saved transcripts.
+        n_mels: mel bands per frame (spectrogram height in data).
+        phrases: the phrase set active at start, or None.
+        note: shown once at start (e.g. why the phrase panel is hidden).
+    """
+
+    chunk_ms: int = CHUNK_MS
+    save_dir: Path = field(default_factory=Path.cwd)
+    model_name: str = ""
+    n_mels: int = 80
+    phrases: PhraseModel | None = None
+    note: str | None = None
+
+
+class LiveApp(App):
+    """Live speech recognition in the terminal.
+
+    Args:
+        recognizer: a :class:`~livespeech.recognizer.Recognizer` (or a stand-in with its interface).
+        backend: sources, devices and phrase sets.
+        options: session settings.
+    """
+
+    CSS_PATH = Path(__file__).with_name("livespeech.tcss")  # absolute: subclasses live elsewhere
+    TITLE = "livespeech"
+    BINDINGS = [
+        Binding("space", "pause", "Pause/resume"),
+        Binding("c", "clear", "Clear"),
+        Binding("s", "save", "Save"),
+        Binding("p", "phrases", "Phrases"),
+        Binding("d", "device", "Device"),
+        Binding("question_mark", "help", "Help", key_display="?"),
+        Binding("q", "quit", "Quit"),
+    ]
+
+    def __init__(self, recognizer, backend: Backend, options: LiveOptions = LiveOptions()):
+        super().__init__()
+        self.recognizer, self.backend, self.options = recognizer, backend, options
+        self.phrase_model = options.phrases
+        self.source: Source | None = None
+        self.worker: LiveWorker | None = None
+        self.segments: list[Segment] = []  # every committed utterance since the last clear
+        self._position = Position()
+
+    def compose(self) -> ComposeResult:
+        yield Spectrogram(self.options.n_mels, self.recognizer.stack, id="spectrogram")
+        with Horizontal(id="main"):
+            yield Transcript(id="transcript")
+            yield PhrasePanel(id="phrases")
+        yield StatusBar(id="status")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one(Spectrogram).border_title = "log-mel spectrogram"
+        self.query_one(Transcript).border_title = "Transcript"
+        self.query_one(PhrasePanel).set_phrase_set(self.phrase_model.name if self.phrase_model else None)
+        if self.options.note:
+            self.notify(self.options.note, severity="warning", timeout=8)
+        self._start(self.backend.open_source)
+
+    def on_unmount(self) -> None:
+        self._stop_audio(flush=False)
+
+    # audio -------------------------------------------------------------------------
+
+    def _start(self, open_source: Callable[[], Source]) -> None:
+        """Stop the current source and worker, then open and start a new pair."""
+        origin = self._stop_audio()
+        status = self.query_one(StatusBar)
+        try:
+            source = open_source()
+            source.start()
+        except (CaptureError, AudioError) as error:
+            status.source, status.state = "no input", "stopped"
+            self._show_error("No audio input", str(error), offer_device=not isinstance(error, (PortAudioMissing, AudioError)))
+            return
+        scorer = self.phrase_model.scorer if self.phrase_model else None
+        self.source = source
+        self.worker = LiveWorker(source, self.recognizer, self._post_event, self.options.chunk_ms, scorer, origin)
+        self.worker.start()
+        resampled = f" \u2192 {SAMPLE_RATE // 1000} kHz" if source.sample_rate != SAMPLE_RATE else ""
+        status.source = f"{source.label} \u00b7 {source.sample_rate} Hz{resampled}"
+        status.state = self._running_state()
+
+    def _running_state(self) -> str:
+        return "listening" if isinstance(self.source, MicSource) else "playing"
+
+    def _post_event(self, event: object) -> None:
+        """The worker's sink (its thread): hand the event to the app's queue."""
+        self.post_message(to_message(event))
+
+    def _stop_audio(self, flush: bool = True) -> Position:
+        """Stop source and worker (bounded time); returns the session position reached.
+        With ``flush`` the utterance in progress is committed first."""
+        source, worker, self.source, self.worker = self.source, self.worker, None, None
+        if worker is not None:  # first: it must not see the source stop and report a failure
+            worker.stop(timeout=0.8, flush=flush)
+            self._position = worker.position
+        if source is not None:
+            source.stop()
+        return self._position
+
+    # worker events -----------------------------------------------------------------
+
+    @on(Recognized)
+    def _recognized(self, message: Recognized) -> None:
+        update = message.update
+        self.query_one(Spectrogram).push(update)
+        transcript = self.query_one(Transcript)
+        for segment in update.committed:
+            self.segments.append(segment)
+            transcript.add(segment)
+            if segment.phrase is not None:
+                self.query_one(PhrasePanel).show(segment.phrase)
+        transcript.set_partial(update.partial)
+        self.query_one(StatusBar).show(update)
+        if update.arrival is not None:
+            self.call_after_refresh(self._on_screen, update.arrival)
+
+    def _on_screen(self, arrival: float) -> None:
+        self.query_one(StatusBar).add_latency(time.perf_counter() - arrival)
+
+    @on(InputEnded)
+    def _ended(self, message: InputEnded) -> None:
+        self.query_one(StatusBar).state = "end of input (q quits)"
+        self.notify("End of the input file: the results stay on screen until you quit.", timeout=6)
+
+    @on(InputFailed)
+    def _failed(self, message: InputFailed) -> None:
+        self._stop_audio()
+        self.query_one(StatusBar).state = "input lost" if message.device else "stopped"
+        self._show_error("Audio input stopped" if message.device else "Recognition stopped",
+                         f"{message.message}\nThe transcript so far is kept.", offer_device=message.device)
+
+    def _show_error(self, title: str, message: str, offer_device: bool) -> None:
+        self.push_screen(ErrorScreen(title, message, offer_device), self._error_closed)
+
+    def _error_closed(self, choice: str | None) -> None:
+        if choice == "device":
+            self.action_device()
+        elif choice == "quit":
+            self._quit()
+
+    # keys --------------------------------------------------------------------------
+
+    def action_pause(self) -> None:
+        """Pause or resume listening (a pause commits the utterance in progress)."""
+        if self.source is None or self.source.ended:
+            self.bell()
+            return
+        status = self.query_one(StatusBar)
+        if self.source.paused:
+            self.source.resume()
+            status.state = self._running_state()
+        else:
+            self.source.pause()
+            status.state = "paused (space resumes)"
+
+    def action_clear(self) -> None:
+        """Forget the transcript and the phrase result (audio keeps flowing)."""
+        self.segments.clear()
+        self.query_one(Transcript).clear()
+        self.query_one(PhrasePanel).show(None)
+        self.query_one(Spectrogram).clear_marks()
+
+    def action_save(self) -> None:
+        """Write the committed transcript as txt and json into the save folder."""
+        if not self.segments:
+            self.notify("Nothing to save yet: no utterance has ended.", severity="warning")
+            return
+        info = {"source": self.query_one(StatusBar).source, "model": self.options.model_name,
+                "saved_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+        try:
+            txt, jsn = save_transcript(self.segments, self.options.save_dir, info)
+        except OSError as error:
+            self.notify(f"Cannot save the transcript: {error}", severity="error")
+            return
+        self.notify(f"Saved {txt} and {jsn.name}")
+
+    def action_phrases(self) -> None:
+        """Choose the phrase set."""
+        current = self.phrase_model.name if self.phrase_model else None
+        self.push_screen(PhrasePicker(self.backend.phrase_sets(), current), self._phrases_chosen)
+
+    def _phrases_chosen(self, spec: str | None) -> None:
+        if spec is None:
+            return
+        try:
+            model = self.backend.load_phrases(spec)
+        except PhrasesUnavailable as error:
+            self.notify(str(error), severity="warning")
+            return
+        except ValueError as error:  # PhraseSetError: unknown set, unreadable file
+            self.notify(f"Phrase set {spec!r}: {error}", severity="error")
+            return
+        self.phrase_model = model
+        if self.worker is not None:
+            self.worker.scorer = model.scorer if model else None
+        self.query_one(PhrasePanel).set_phrase_set(model.name if model else None)
+
+    def action_device(self) -> None:
+        """Choose the input device."""
+        try:
+            devices = self.backend.list_devices()
+        except CaptureError as error:
+            self._show_error("No audio input", str(error), offer_device=False)
+            return
+        if not devices:
+            self.notify("No audio input device found.", severity="error")
+            return
+        current = self.source.device.index if isinstance(self.source, MicSource) else None
+        self.push_screen(DevicePicker(devices, current), self._device_chosen)
+
+    def _device_chosen(self, device: InputDevice | None) -> None:
+        if device is not None:
+            self._start(partial(self.backend.open_device, device))
+
+    def action_help(self) -> None:
+        self.push_screen(HelpScreen())
+
+    async def action_quit(self) -> None:
+        """Stop the stream and the worker, then leave (well within a second)."""
+        self._quit()
+
+    def _quit(self) -> None:
+        self._stop_audio(flush=False)
+        self.exit()
+
+
+def build_app(bundle, phrases: str | None, open_first: Callable[[], Source], chunk_ms: int = CHUNK_MS,
+              endpoint_s: float = 0.6, save_dir: Path | None = None) -> LiveApp:
+    """The live app for a loaded model (not running yet).
+
+    Args:
+        bundle: the loaded model.
+        phrases: phrase-set spec for the phrase panel ("none" hides it).
+        open_first: opens the first source (see :attr:`Backend.open_source`).
+        chunk_ms: recognition chunk, milliseconds.
+        endpoint_s: pause that ends an utterance, seconds.
+        save_dir: where ``s`` saves transcripts (default: the current folder).
+    Raises:
+        LiveSetupError: a bad phrase set.
+    """
+    from livespeech.recognizer import EndpointConfig, Recognizer
+
+    load = partial(load_phrase_model, vocabulary=bundle.vocabulary, model_config=bundle.config)
+    note = None
+    try:
+        phrase_model = load(phrases)
+    except PhrasesUnavailable as error:
+        phrase_model, note = None, f"{error}; the phrase panel is hidden."
+    except ValueError as error:  # PhraseSetError
+        raise LiveSetupError(f"--phrases: {error}") from None
+    backend = Backend(open_source=open_first, load_phrases=load)
+    options = LiveOptions(chunk_ms, save_dir or Path.cwd(), bundle.name, bundle.features.n_mels, phrase_model, note)
+    return LiveApp(Recognizer(bundle, EndpointConfig(endpoint_s=endpoint_s)), backend, options)
+
+
+def run_live(bundle, phrases: str | None, device: str | None, input_path: str | None,
+             chunk_ms: int = CHUNK_MS, endpoint_s: float = 0.6) -> int:
+    """Run the live view in the terminal until the user quits; returns the exit status.
+
+    Args:
+        bundle: the loaded model.
+        phrases: phrase-set spec for the phrase panel ("none" hides it).
+        device: input device index or name (None: the default input).
+        input_path: a file to play in real time instead of the microphone.
+        chunk_ms: recognition chunk, milliseconds.
+        endpoint_s: pause that ends an utterance, seconds.
+    Raises:
+        LiveSetupError: a bad phrase set (checked before the screen opens).
+    """
+    app = build_app(bundle, phrases, partial(open_source, input_path, device), chunk_ms, endpoint_s)
+    app.run()
+    return app.return_code or 0
