@@ -1,7 +1,11 @@
 """The ``livespeech`` command line.
 
+    livespeech [--model M] [--phrases P] [--device ID|NAME] [--input FILE]   (the live view)
     livespeech transcribe FILE... [--model M] [--format txt|json|srt|vtt] [--output-dir DIR] [--chunk-ms N]
+    livespeech classify FILE... [--phrases P] [--model M] [--format txt|json] [--top N]
+    livespeech record PHRASES [--takes N] [--out DIR] [--device ID|NAME] [--input FILE]
     livespeech models
+    livespeech devices
 
 Exit status: 0 success, 1 when any input failed (the others are still processed),
 2 for usage errors.  Errors are one ``livespeech: error:`` line on stderr; tracebacks
@@ -12,8 +16,10 @@ only with ``--debug``.  Heavy modules (torch) are imported inside the commands, 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
+from typing import NoReturn
 
 PROG = "livespeech"
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -48,14 +54,36 @@ def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--debug", action="store_true", help="show tracebacks on errors")
 
 
+def positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be positive: {text}")
+    return value
+
+
 def _add_model(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", metavar="M", help="model name or folder (default: the bundled 'base' model)")
     p.add_argument("--threads", type=positive_int, default=1, help="CPU threads for the model (default 1: fastest for streaming)")
 
 
+def _add_live(p: argparse.ArgumentParser) -> None:
+    """Options of the live view (``livespeech`` without a command)."""
+    _add_model(p)
+    p.add_argument("--phrases", default="commands", metavar="P", help="phrase set of the phrase panel: a bundled name or a file; 'none' hides the panel (default commands)")
+    p.add_argument("--device", metavar="ID|NAME", help="input device index or name (default: the system's default input; see 'livespeech devices')")
+    p.add_argument("--input", metavar="FILE", help="play FILE in real time instead of listening to a microphone")
+    p.add_argument("--chunk-ms", type=positive_int, default=100, metavar="N", help="recognition chunk in ms (default 100)")
+    p.add_argument("--endpoint-s", type=positive_float, default=0.6, metavar="S", help="pause that ends an utterance, seconds (default 0.6)")
+
+
 def build_parser() -> Parser:
-    parser = Parser(prog=PROG, description="Live speech recognition in the terminal, and offline transcription.")
+    parser = Parser(prog=PROG, description="Live speech recognition in the terminal, and offline transcription. "
+                    "Without a command: the live view (microphone, or --input FILE in real time).")
     _add_common(parser)
+    _add_live(parser)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
 
     p = sub.add_parser("transcribe", help="transcribe audio files (WAV, FLAC, OGG; any rate and channels)")
@@ -67,7 +95,31 @@ def build_parser() -> Parser:
     p.add_argument("--chunk-ms", type=positive_int, default=100, metavar="N", help="streaming chunk length in ms (default 100; never changes the text)")
     _add_common(p)
 
+    p = sub.add_parser("classify", help="which phrase of a set each audio file holds, or none")
+    p.add_argument("files", nargs="+", metavar="FILE")
+    p.add_argument("--phrases", metavar="P", help="phrase set: a bundled name (digits, commands) or a file, one phrase per line "
+                   "(default: the set the --model was trained for)")
+    p.add_argument("--model", metavar="M", help="model name or folder (default: the phrase model named after the set when "
+                   "one is installed, else the bundled 'base' model)")
+    p.add_argument("--threads", type=positive_int, default=1, help="CPU threads for the model (default 1)")
+    p.add_argument("--format", choices=("txt", "json"), default="txt", help="txt: PHRASE CONFIDENCE; json: one object per file and line")
+    p.add_argument("--top", type=positive_int, default=3, metavar="N", help="phrases listed in the json 'top' field (default 3)")
+    p.add_argument("--chunk-ms", type=positive_int, default=100, metavar="N", help="streaming chunk length in ms (default 100)")
+    _add_common(p)
+
+    p = sub.add_parser("record", help="record takes of each phrase of a set, for livespeech-train phrases")
+    p.add_argument("phrases", metavar="PHRASES", help="phrase set: a bundled name or a file, one phrase per line")
+    p.add_argument("--takes", type=positive_int, default=5, metavar="N", help="takes of every phrase (default 5)")
+    p.add_argument("--out", type=Path, default=None, metavar="DIR", help="folder-per-phrase output (default: recordings/SET)")
+    p.add_argument("--device", metavar="ID|NAME", help="input device number or name (default: the system's; see livespeech devices)")
+    p.add_argument("--input", type=Path, metavar="FILE", help="take the audio from FILE instead of the microphone (takes are its spoken segments)")
+    p.add_argument("--max-seconds", type=float, default=6.0, metavar="S", help="longest take in seconds (default 6)")
+    _add_common(p)
+
     p = sub.add_parser("models", help="list installed models")
+    _add_common(p)
+
+    p = sub.add_parser("devices", help="list audio input devices with their default sample rates")
     _add_common(p)
     return parser
 
@@ -77,8 +129,6 @@ def main(argv: list[str] | None = None) -> int:
     debug = "--debug" in argv
     try:
         args = build_parser().parse_args(argv)
-        if args.command is None:
-            raise UsageError("the live view is not available in this version; use 'livespeech transcribe FILE' (see livespeech --help)")
         return COMMANDS[args.command](args)
     except UsageError as error:
         error_line(str(error))
@@ -120,6 +170,103 @@ def cmd_transcribe(args) -> int:
     return transcribe_files(bundle, args.files, args.format, args.output_dir, args.chunk_ms, args.force, args.debug)
 
 
+def cmd_classify(args) -> int:
+    from livespeech.bundle import ModelError
+    from livespeech.classify import classify_files
+    from livespeech.phrases import PhraseScorer, PhraseSetError, load_phrase_set, model_phrase_set, scorer_options
+
+    try:
+        phrase_set = load_phrase_set(args.phrases) if args.phrases else None
+    except PhraseSetError as error:
+        raise UsageError(f"--phrases: {error}") from None
+    args.model = args.model or _phrase_model(phrase_set)
+    bundle = _load(args)
+    phrase_set = phrase_set or model_phrase_set(bundle.config)
+    if phrase_set is None:
+        raise UsageError(f"--phrases is needed: model {bundle.name!r} was not trained for a phrase set")
+    try:
+        scorer = PhraseScorer(phrase_set, bundle.vocabulary, **{**scorer_options(bundle.config, phrase_set), "top": args.top})
+    except PhraseSetError as error:
+        raise UsageError(f"--phrases: {error}") from None
+    except ValueError as error:
+        raise ModelError(f"{bundle.path}: bad phrase scorer settings ({error})") from None
+    return classify_files(bundle, scorer, args.files, args.format, args.chunk_ms, args.debug)
+
+
+def _phrase_model(phrase_set) -> str | None:
+    """The installed phrase model trained for ``phrase_set``, as a path, or None."""
+    from livespeech.phrases import model_for_phrases
+
+    folder = model_for_phrases(phrase_set) if phrase_set is not None else None
+    return str(folder) if folder is not None else None
+
+
+def cmd_record(args) -> int:
+    from livespeech.phrases import PhraseSetError, load_phrase_set
+    from livespeech.record import RecordError, record_phrases
+
+    try:
+        phrase_set = load_phrase_set(args.phrases)
+    except PhraseSetError as error:
+        raise UsageError(str(error)) from None
+    if args.max_seconds <= 0.5:
+        raise UsageError(f"--max-seconds must be more than 0.5, got {args.max_seconds}")
+    out = args.out or Path("recordings") / phrase_set.name
+    try:
+        saved = record_phrases(phrase_set, out, args.takes, device=args.device, input_file=args.input, max_seconds=args.max_seconds)
+    except RecordError as error:
+        error_line(str(error))
+        return EXIT_FAILED
+    wanted = args.takes * len(phrase_set.phrases)
+    print(f"{len(saved)} takes saved in {out}")
+    if len(saved) < wanted:
+        error_line(f"{args.input}: the input ended after {len(saved)} of {wanted} takes")
+        return EXIT_FAILED
+    return EXIT_OK
+
+
+def cmd_live(args) -> int:
+    from livespeech.live import LiveSetupError, check_live_arguments
+
+    try:
+        check_live_arguments(args.input, args.device, args.phrases)
+        if not (sys.stdin.isatty() and sys.stdout.isatty()):
+            raise UsageError("the live view needs a terminal; to transcribe files use 'livespeech transcribe FILE'")
+        from livespeech.ui.app import run_live
+
+        status = run_live(_load(args), args.phrases, args.device, args.input, args.chunk_ms, args.endpoint_s)
+    except LiveSetupError as error:
+        if error.usage:
+            raise UsageError(str(error)) from None
+        error_line(str(error))
+        return EXIT_FAILED
+    _exit_now(status)
+
+
+def _exit_now(status: int) -> NoReturn:
+    """Leave at once after the live view: Python's own finalization takes 0.5-2 s with
+    torch loaded, and quitting must take under a second. The stream, the worker and
+    every saved file are closed by now."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(status)
+
+
+def cmd_devices(args) -> int:
+    from livespeech.capture import CaptureError, list_input_devices
+
+    try:
+        devices = list_input_devices()
+    except CaptureError as error:
+        error_line(str(error))
+        return EXIT_FAILED
+    if not devices:
+        print("no audio input devices")
+    for d in devices:
+        print(f"{'*' if d.is_default else ' '}{d.index:>3}  {d.name:<32} {d.hostapi:<12} {d.channels:>3} ch  {d.default_rate:>7.0f} Hz")
+    return EXIT_OK
+
+
 def cmd_models(args) -> int:
     from livespeech.registry import list_models
 
@@ -134,4 +281,4 @@ def cmd_models(args) -> int:
     return EXIT_OK
 
 
-COMMANDS = {"transcribe": cmd_transcribe, "models": cmd_models}
+COMMANDS = {None: cmd_live, "transcribe": cmd_transcribe, "classify": cmd_classify, "record": cmd_record, "models": cmd_models, "devices": cmd_devices}
