@@ -1,0 +1,68 @@
+"""Training throughput in seconds of audio per second, per model size and device.
+
+Times full optimiser steps (SpecAugment, forward, CTC loss, backward, AdamW) on
+batches of random features shaped like real ones (60 s of audio per batch in
+utterances of 3 s), after warm-up steps.  CUDA runs in bf16 autocast when present.
+
+    .venv/bin/python bench/train_throughput.py [--steps 20] [--threads 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+import time
+from contextlib import nullcontext
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from livespeech.model import ModelDims  # noqa: E402
+from training.config import TrainConfig  # noqa: E402
+from training.train import build_optimizer, train_step  # noqa: E402
+from livespeech.model import CTCModel  # noqa: E402
+
+SIZES = [(320, 3), (384, 3), (512, 3)]
+
+
+def measure(hidden: int, layers: int, device: str, steps: int) -> dict:
+    config = TrainConfig(hidden=hidden, layers=layers)
+    model = CTCModel(ModelDims(hidden=hidden, layers=layers)).to(device)
+    optimizer = build_optimizer(model, config)
+    B, T, L = 20, 300, 40  # 20 utterances of 3 s, 40 characters each
+    batch = (torch.randn(B, T, 80) - 6, torch.full((B,), T), torch.randint(1, 29, (B, L)), torch.full((B,), L))
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device == "cuda" else nullcontext()
+    for _ in range(3):
+        train_step(model, model, optimizer, batch, config, 1e-3, device, autocast)
+    if device == "cuda":
+        torch.cuda.synchronize()
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        train_step(model, model, optimizer, batch, config, 1e-3, device, autocast)
+    if device == "cuda":
+        torch.cuda.synchronize()
+    elapsed = time.perf_counter() - t0
+    return {"hidden": hidden, "layers": layers, "parameters": sum(p.numel() for p in model.parameters()), "device": device,
+            "step_s": round(elapsed / steps, 4), "audio_s_per_s": round(steps * B * T / 100 / elapsed, 1)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--threads", type=int, default=0, help="CPU threads (0: torch's default)")
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+    rows = [measure(h, l, d, args.steps) for d in devices for h, l in SIZES]
+    print(json.dumps({"machine": platform.processor() or platform.machine(), "threads": torch.get_num_threads(),
+                      "gpu": torch.cuda.get_device_name() if torch.cuda.is_available() else None, "torch": torch.__version__,
+                      "results": rows}, indent=2))
+
+
+if __name__ == "__main__":
+    main()
