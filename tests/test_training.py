@@ -76,6 +76,20 @@ def test_spec_augment_masks_within_lengths():
     assert y.shape == x.shape and (y == 0).any() and x.eq(1).all()
 
 
+def test_frequency_warp_moves_bands():
+    from training.augment import frequency_warp
+
+    x = torch.zeros(3, 5, 80)
+    x[:, :, 20] = 1.0
+    y = frequency_warp(x, 0.0)
+    torch.testing.assert_close(y, x)
+    g = torch.Generator().manual_seed(0)
+    y = frequency_warp(x, 0.2, generator=g)
+    assert y.shape == x.shape
+    peaks = y[:, 0].argmax(-1)
+    assert (peaks >= 16).all() and (peaks <= 25).all() and len(set(peaks.tolist())) > 1
+
+
 def test_bucket_sampler_respects_budget_and_covers_all():
     lengths = list(np.random.default_rng(0).integers(10, 300, 500))
     sampler = BucketBatchSampler(lengths, max_frames=1000)

@@ -148,6 +148,30 @@ def augment_waveform(x: np.ndarray, rng: np.random.Generator, config: AugmentCon
     return x, effects
 
 
+def frequency_warp(features: torch.Tensor, max_warp: float, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Vocal tract length perturbation in the log-mel domain (after Jaitly & Hinton, 2013).
+
+    Each utterance's bands are resampled along the frequency axis by a factor
+    ``alpha`` drawn uniformly from ``[1 - max_warp, 1 + max_warp]``: band ``f`` takes
+    the (linearly interpolated) value of band ``f / alpha``, so ``alpha > 1`` moves
+    formants up as a shorter vocal tract would. Bands past the top copy the top band.
+
+    Args:
+        features: raw (unnormalised) log-mel, shape (B, T, F).
+        max_warp: largest relative warp, e.g. 0.15.
+    Returns:
+        warped features, shape (B, T, F).
+    """
+    B, T, F = features.shape
+    alpha = 1 + (torch.rand(B, generator=generator) * 2 - 1) * max_warp  # (B,)
+    source = (torch.arange(F, dtype=torch.float32)[None, :] / alpha[:, None]).clamp(0, F - 1)  # (B, F)
+    low = source.floor().long()
+    high = (low + 1).clamp(max=F - 1)
+    frac = (source - low).to(features.dtype)[:, None, :]  # (B, 1, F)
+    gather = lambda index: torch.gather(features, 2, index.to(features.device)[:, None, :].expand(B, T, F))  # noqa: E731
+    return gather(low) * (1 - frac.to(features.device)) + gather(high) * frac.to(features.device)
+
+
 def spec_augment(
     features: torch.Tensor,
     lengths: torch.Tensor,

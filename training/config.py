@@ -36,6 +36,7 @@ class TrainConfig:
     batch_frames: int = 6000  # frames per batch, padding included (6000 = 60 s)
     grad_clip: float = 5.0
     sortagrad: bool = True  # first epoch shortest batches first
+    freq_warp: float = 0.0  # vocal tract length perturbation of log-mel: largest relative warp (e.g. 0.15; 0 off)
     # SpecAugment (Park et al., 2019)
     spec_augment: bool = True
     freq_masks: int = 2

@@ -32,7 +32,7 @@ from livespeech.decoding import greedy_text
 from livespeech.features import FeatureConfig
 from livespeech.model import CTCModel
 from livespeech.text import BLANK, Vocabulary
-from training.augment import spec_augment
+from training.augment import frequency_warp, spec_augment
 from training.config import TrainConfig
 from training.data import AugmentedTrainingSet, BucketBatchSampler, FeatureCache, TrainingSet, collate, read_corpus
 
@@ -200,6 +200,8 @@ def train_step(model: CTCModel, trainable, optimizer, batch, config: TrainConfig
     """One optimiser step on a collated batch; returns (loss, gradient norm)."""
     x, lengths, targets, target_lengths = batch
     x, lengths = x.to(device), lengths.to(device)
+    if config.freq_warp > 0:
+        x = frequency_warp(x, config.freq_warp)
     x = model.normalize(x)  # (B, T, F)
     if config.spec_augment:
         x = spec_augment(x, lengths, config.freq_masks, config.freq_width, config.time_masks, config.time_fraction)
