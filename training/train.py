@@ -281,8 +281,11 @@ def fit(config: TrainConfig, log=None) -> Path:
         if hasattr(dataset, "set_epoch"):
             dataset.set_epoch(epoch)
         batches = list(sampler)
+        # The loader's own generator seeds its workers, so making it leaves the global RNG
+        # (SpecAugment, dropout) alone and a resumed run draws what an uninterrupted one does.
+        loader_rng = torch.Generator().manual_seed(config.seed + 1000 * epoch + dist.rank)
         loader = torch.utils.data.DataLoader(dataset, batch_sampler=batches[batch_in_epoch:], collate_fn=collate,
-                                             num_workers=config.workers, persistent_workers=False)
+                                             num_workers=config.workers, generator=loader_rng)
         for index, batch in enumerate(loader, start=batch_in_epoch):
             loss, grad_norm = train_step(model, trainable, optimizer, batch, config, lr_at(step, config), device, autocast)
             step, batch_in_epoch = step + 1, index + 1
