@@ -60,7 +60,9 @@ def _evaluate(args) -> int:
 def _export(args) -> int:
     from training.export import export
 
-    folder = export(Path(args.run_dir), Path(args.out), name=args.name, checkpoint=args.checkpoint, metrics_file=args.metrics)
+    notes = Path(args.notes).read_text(encoding="utf-8") if args.notes else ""
+    folder = export(Path(args.run_dir), Path(args.out), name=args.name, checkpoint=args.checkpoint, metrics_file=args.metrics,
+                    notes=notes, hardware=args.hardware)
     print(folder)
     return 0
 
@@ -145,6 +147,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--name", default=None, help="model name (default: the folder's name)")
     p.add_argument("--checkpoint", default="last.pt", help="last.pt or best.pt (default last.pt)")
     p.add_argument("--metrics", default=None, help="JSON file of evaluation results to put in config and card")
+    p.add_argument("--notes", default=None, metavar="FILE", help="markdown file appended to the model card's evaluation section")
+    p.add_argument("--hardware", default=None, help="what the model trained on, for the model card (default: this machine's processor)")
     p.set_defaults(func=_export)
 
     _add_phrases(sub)
