@@ -24,6 +24,7 @@ from livespeech.features import StreamingLogMel
 from livespeech.text import BLANK
 
 SPACE = 1  # token id of " " in the default vocabulary
+FLUSH_PADDING_S = 0.3  # silence fed at the end of a stream, so the unidirectional model can emit its last, delayed characters
 
 
 @dataclass(frozen=True)
@@ -123,11 +124,14 @@ class Recognizer:
         return self._result(features, emissions, committed, t0)
 
     def flush(self) -> ChunkResult:
-        """End the stream: pad and process the last frames, commit the last utterance,
+        """End the stream: process the last frames followed by ``FLUSH_PADDING_S`` of
+        silence (a CTC model emits characters a little after it hears them; files
+        trimmed right after the last word would lose it), commit the last utterance,
         then reset for a new stream."""
         t0 = time.perf_counter()
         with torch.inference_mode():
-            features = self.frontend.flush()
+            padding = torch.zeros(int(FLUSH_PADDING_S * self.sample_rate))
+            features = torch.cat([self.frontend.accept(padding), self.frontend.flush()])
             emissions, committed = self._run(features)
             final = self._commit()
             if final is not None:
