@@ -130,9 +130,11 @@ class Recognizer:
         then reset for a new stream."""
         t0 = time.perf_counter()
         with torch.inference_mode():
-            padding = torch.zeros(int(FLUSH_PADDING_S * self.sample_rate))
+            hop = self.bundle.features.hop_length
+            padding = torch.zeros(round(FLUSH_PADDING_S * self.sample_rate / hop) * hop)
             features = torch.cat([self.frontend.accept(padding), self.frontend.flush()])
             emissions, committed = self._run(features)
+            features = features[: features.shape[0] - padding.shape[0] // hop]  # the audio's own frames only
             final = self._commit()
             if final is not None:
                 committed.append(final)
