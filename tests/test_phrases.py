@@ -222,7 +222,7 @@ def test_stored_options_apply_only_to_their_set(tmp_path):
 
 
 def test_model_for_phrases_finds_the_set_model(tmp_path, monkeypatch):
-    monkeypatch.setattr("livespeech.registry.user_models_dir", lambda: tmp_path)
+    monkeypatch.setattr("livespeech.registry.model_dirs", lambda: [("user", tmp_path)])  # hide the bundled models
     assert model_for_phrases(DIGITS) is None
     folder = _phrase_model(tmp_path / "digits", DIGITS, {})
     assert model_for_phrases(DIGITS) == folder
