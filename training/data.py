@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import random
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -173,10 +174,14 @@ class FeatureCache:
                 kept.append(i)
                 if progress:
                     progress(1)
-        tmp = data_path.with_suffix(".tmp.npy")
+        # Temporary names are per process: ranks of a distributed run may build the same
+        # cache at once; each writes identical content and renames it into place.
+        tmp = data_path.with_name(f"{data_path.stem}.{os.getpid()}.tmp.npy")
         np.save(tmp, np.concatenate(pieces) if pieces else np.zeros((0, config.n_mels), np.float16))
         tmp.replace(data_path)
-        index_path.write_text(json.dumps({"offsets": offsets, "kept": kept}))
+        tmp_index = index_path.with_name(f"{index_path.stem}.{os.getpid()}.tmp.json")
+        tmp_index.write_text(json.dumps({"offsets": offsets, "kept": kept}))
+        tmp_index.replace(index_path)
 
     def __len__(self) -> int:
         return len(self.utterances)
