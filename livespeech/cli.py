@@ -77,6 +77,7 @@ def _add_live(p: argparse.ArgumentParser) -> None:
     p.add_argument("--input", metavar="FILE", help="play FILE in real time instead of listening to a microphone")
     p.add_argument("--chunk-ms", type=positive_int, default=100, metavar="N", help="recognition chunk in ms (default 100)")
     p.add_argument("--endpoint-s", type=positive_float, default=0.6, metavar="S", help="pause that ends an utterance, seconds (default 0.6)")
+    p.add_argument("--events", type=Path, metavar="FILE", help="append one JSON line per utterance (text, phrase, confidence) to FILE or a named pipe")
 
 
 def build_parser() -> Parser:
@@ -230,11 +231,13 @@ def cmd_live(args) -> int:
 
     try:
         check_live_arguments(args.input, args.device, args.phrases)
+        if args.events is not None and not args.events.parent.is_dir():
+            raise UsageError(f"--events {args.events}: no such folder {args.events.parent}")
         if not (sys.stdin.isatty() and sys.stdout.isatty()):
             raise UsageError("the live view needs a terminal; to transcribe files use 'livespeech transcribe FILE'")
         from livespeech.ui.app import run_live
 
-        status = run_live(_load(args), args.phrases, args.device, args.input, args.chunk_ms, args.endpoint_s)
+        status = run_live(_load(args), args.phrases, args.device, args.input, args.chunk_ms, args.endpoint_s, args.events)
     except LiveSetupError as error:
         if error.usage:
             raise UsageError(str(error)) from None

@@ -152,6 +152,32 @@ class PhraseScorerLike(Protocol):
 # ----------------------------------------------------------------------------- worker
 
 
+class PhraseEventLog:
+    """Appends one JSON line per committed utterance to a file or named pipe
+    (``livespeech --events FILE``), flushed at once, so other programs can act on
+    voice commands: ``{"start_s", "end_s", "text", "phrase" (str or null),
+    "confidence", "top": [{"phrase", "p"}]}``.  Phrase fields are null without an
+    active phrase set.  Opening a named pipe waits until a reader opens it.
+
+    Raises:
+        OSError: the file cannot be opened for appending.
+    """
+
+    def __init__(self, path: Path):
+        self._file = open(path, "a", encoding="utf-8", buffering=1)  # line-buffered; never truncates
+
+    def write(self, segment: Segment) -> None:
+        result = segment.phrase
+        row = {"start_s": round(segment.start_s, 3), "end_s": round(segment.end_s, 3), "text": segment.text,
+               "phrase": result.phrase if result is not None else None,
+               "confidence": round(result.confidence, 4) if result is not None else None,
+               "top": [{"phrase": p, "p": round(q, 4)} for p, q in result.top] if result is not None else []}
+        self._file.write(json.dumps(row) + "\n")
+
+    def close(self) -> None:
+        self._file.close()
+
+
 class LiveWorker:
     """A thread that turns a source's audio into :class:`LiveUpdate` events.
 

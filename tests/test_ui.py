@@ -25,7 +25,7 @@ DEVICES = [InputDevice(0, "Built-in Microphone", "ALSA", 2, 48000.0, True), Inpu
 class Fixture(LiveApp):
     """The app with recorded notifications and fakes for everything outside."""
 
-    def __init__(self, tmp_path, source=None, open_error=None, phrases="commands", note=None, devices=DEVICES):
+    def __init__(self, tmp_path, source=None, open_error=None, phrases="commands", note=None, devices=DEVICES, events=None):
         self.initial = source or ScriptedSource()
         self.opened: list[ScriptedSource] = []
         self.notes: list[tuple[str, str]] = []
@@ -41,7 +41,7 @@ class Fixture(LiveApp):
 
         backend = Backend(open_source=open_source, load_phrases=self.load_phrases, list_devices=lambda: devices,
                           open_device=open_device, phrase_sets=lambda: ["commands", "digits"])
-        options = LiveOptions(save_dir=tmp_path, model_name="fake", phrases=self.load_phrases(phrases), note=note)
+        options = LiveOptions(save_dir=tmp_path, model_name="fake", phrases=self.load_phrases(phrases), note=note, events=events)
         super().__init__(FakeRecognizer(), backend, options)
 
     @staticmethod
@@ -96,6 +96,21 @@ async def test_transcript_partial_and_phrase_panel(tmp_path):
         await until(pilot, lambda: len(app.segments) == 2)
         assert panel.text.startswith("\u2192 none  80%")
         assert transcript.lines[1].endswith("hello") and transcript.partial == ""
+
+
+async def test_phrase_events_are_json_lines_for_other_programs(tmp_path):
+    events = tmp_path / "events.jsonl"
+    events.write_text('{"earlier": "session"}\n')  # appended to, never overwritten
+    app = Fixture(tmp_path, events=events)
+    async with app.run_test(size=SIZE) as pilot:
+        app.initial.feed(said("lights on", "hello"))
+        await until(pilot, lambda: len(app.segments) == 2)
+        await until(pilot, lambda: len(events.read_text().splitlines()) == 3)
+    first, lights, hello = [json.loads(line) for line in events.read_text().splitlines()]
+    assert first == {"earlier": "session"}
+    assert lights["text"] == "lights on" and lights["phrase"] == "lights on" and lights["confidence"] == 0.9
+    assert lights["top"][0] == {"phrase": "lights on", "p": 0.9} and lights["end_s"] > lights["start_s"]
+    assert hello["text"] == "hello" and hello["phrase"] is None
 
 
 async def test_spectrogram_marks_characters_and_utterances(tmp_path):

@@ -28,8 +28,8 @@ from textual.widgets import Footer
 from livespeech.audio import AudioError
 from livespeech.capture import CaptureError, InputDevice, MicSource, PortAudioMissing, Source, list_input_devices
 from livespeech.features import SAMPLE_RATE
-from livespeech.live import (CHUNK_MS, LiveSetupError, LiveWorker, PhraseModel, PhrasesUnavailable, Position, Segment,
-                             bundled_phrase_sets, load_phrase_model, open_source, save_transcript)
+from livespeech.live import (CHUNK_MS, LiveSetupError, LiveUpdate, LiveWorker, PhraseEventLog, PhraseModel, PhrasesUnavailable,
+                             Position, Segment, bundled_phrase_sets, load_phrase_model, open_source, save_transcript)
 from livespeech.ui.messages import InputEnded, InputFailed, Recognized, to_message
 from livespeech.ui.screens import DevicePicker, ErrorScreen, HelpScreen, PhrasePicker
 from livespeech.ui.widgets import PhrasePanel, Spectrogram, StatusBar, Transcript
@@ -67,6 +67,7 @@ class LiveOptions:
         n_mels: mel bands per frame (spectrogram height in data).
         phrases: the phrase set active at start, or None.
         note: shown once at start (e.g. why the phrase panel is hidden).
+        events: a file or pipe that gets one JSON line per utterance, or None.
     """
 
     chunk_ms: int = CHUNK_MS
@@ -75,6 +76,7 @@ class LiveOptions:
     n_mels: int = 80
     phrases: PhraseModel | None = None
     note: str | None = None
+    events: Path | None = None
 
 
 class LiveApp(App):
@@ -105,6 +107,7 @@ class LiveApp(App):
         self.source: Source | None = None
         self.worker: LiveWorker | None = None
         self.segments: list[Segment] = []  # every committed utterance since the last clear
+        self._events = PhraseEventLog(options.events) if options.events else None
         self._position = Position()
 
     def compose(self) -> ComposeResult:
@@ -125,6 +128,8 @@ class LiveApp(App):
 
     def on_unmount(self) -> None:
         self._stop_audio(flush=False)
+        if self._events is not None:
+            self._events.close()
 
     # audio -------------------------------------------------------------------------
 
@@ -151,7 +156,10 @@ class LiveApp(App):
         return "listening" if isinstance(self.source, MicSource) else "playing"
 
     def _post_event(self, event: object) -> None:
-        """The worker's sink (its thread): hand the event to the app's queue."""
+        """The worker's sink (its thread): log phrase events, hand the event to the app's queue."""
+        if self._events is not None and isinstance(event, LiveUpdate):
+            for segment in event.committed:
+                self._events.write(segment)
         self.post_message(to_message(event))
 
     def _stop_audio(self, flush: bool = True) -> Position:
@@ -293,7 +301,7 @@ class LiveApp(App):
 
 
 def build_app(bundle, phrases: str | None, open_first: Callable[[], Source], chunk_ms: int = CHUNK_MS,
-              endpoint_s: float = 0.6, save_dir: Path | None = None) -> LiveApp:
+              endpoint_s: float = 0.6, save_dir: Path | None = None, events: Path | None = None) -> LiveApp:
     """The live app for a loaded model (not running yet).
 
     Args:
@@ -303,6 +311,7 @@ def build_app(bundle, phrases: str | None, open_first: Callable[[], Source], chu
         chunk_ms: recognition chunk, milliseconds.
         endpoint_s: pause that ends an utterance, seconds.
         save_dir: where ``s`` saves transcripts (default: the current folder).
+        events: file or pipe for one JSON line per utterance (``--events``).
     Raises:
         LiveSetupError: a bad phrase set.
     """
@@ -317,12 +326,12 @@ def build_app(bundle, phrases: str | None, open_first: Callable[[], Source], chu
     except ValueError as error:  # PhraseSetError
         raise LiveSetupError(f"--phrases: {error}") from None
     backend = Backend(open_source=open_first, load_phrases=load)
-    options = LiveOptions(chunk_ms, save_dir or Path.cwd(), bundle.name, bundle.features.n_mels, phrase_model, note)
+    options = LiveOptions(chunk_ms, save_dir or Path.cwd(), bundle.name, bundle.features.n_mels, phrase_model, note, events)
     return LiveApp(Recognizer(bundle, EndpointConfig(endpoint_s=endpoint_s)), backend, options)
 
 
 def run_live(bundle, phrases: str | None, device: str | None, input_path: str | None,
-             chunk_ms: int = CHUNK_MS, endpoint_s: float = 0.6) -> int:
+             chunk_ms: int = CHUNK_MS, endpoint_s: float = 0.6, events: Path | None = None) -> int:
     """Run the live view in the terminal until the user quits; returns the exit status.
 
     Args:
@@ -332,9 +341,10 @@ def run_live(bundle, phrases: str | None, device: str | None, input_path: str | 
         input_path: a file to play in real time instead of the microphone.
         chunk_ms: recognition chunk, milliseconds.
         endpoint_s: pause that ends an utterance, seconds.
+        events: file or pipe for one JSON line per utterance (``--events``).
     Raises:
         LiveSetupError: a bad phrase set (checked before the screen opens).
     """
-    app = build_app(bundle, phrases, partial(open_source, input_path, device), chunk_ms, endpoint_s)
+    app = build_app(bundle, phrases, partial(open_source, input_path, device), chunk_ms, endpoint_s, events=events)
     app.run()
     return app.return_code or 0
