@@ -21,10 +21,9 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from livespeech.model import ModelDims  # noqa: E402
+from livespeech.model import CTCModel, ModelDims  # noqa: E402
 from training.config import TrainConfig  # noqa: E402
 from training.train import build_optimizer, train_step  # noqa: E402
-from livespeech.model import CTCModel  # noqa: E402
 
 SIZES = [(320, 3), (384, 3), (512, 3)]
 

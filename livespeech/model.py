@@ -10,7 +10,7 @@ H hidden units, V vocabulary size.
 
 from __future__ import annotations
 
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import asdict, dataclass
 
 import torch
@@ -172,9 +172,6 @@ class CTCModel(nn.Module):
         if stacked.shape[1] == 0:
             empty = frames.new_zeros(frames.shape[0], 0, self.dims.vocab_size)
             return empty, StreamState(frames, state.h, state.c)
-        if stacked.shape[1] <= SHORT_CALL_STEPS:
-            with _without_onednn():
-                log_probs, (h, c) = self._logits(stacked, (state.h, state.c))
-        else:
+        with _without_onednn() if stacked.shape[1] <= SHORT_CALL_STEPS else nullcontext():
             log_probs, (h, c) = self._logits(stacked, (state.h, state.c))
         return log_probs, StreamState(frames[:, used:], h, c)

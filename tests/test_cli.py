@@ -6,7 +6,6 @@ import subprocess
 import sys
 import wave
 
-import numpy as np
 import pytest
 
 from tests.conftest import ROOT, speechlike

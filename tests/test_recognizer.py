@@ -1,6 +1,5 @@
 import numpy as np
 import pytest
-import torch
 
 from livespeech.recognizer import EndpointConfig, Recognizer, transcribe_blocks
 from tests.conftest import speechlike

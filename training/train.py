@@ -16,7 +16,6 @@ one killed with SIGKILL, loses at most ``checkpoint_minutes`` of work.
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import random
