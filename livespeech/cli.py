@@ -1,7 +1,7 @@
 """The ``livespeech`` command line.
 
     livespeech [--model M] [--phrases P] [--device ID|NAME] [--input FILE]   (the live view)
-    livespeech transcribe FILE... [--model M] [--format txt|json|srt|vtt] [--output-dir DIR] [--chunk-ms N]
+    livespeech transcribe FILE... [--model M] [--format txt|json|srt|vtt] [--output-dir DIR] [--chunk-ms N] [--jobs N]
     livespeech classify FILE... [--phrases P] [--model M] [--format txt|json] [--top N]
     livespeech record PHRASES [--takes N] [--out DIR] [--device ID|NAME] [--input FILE]
     livespeech models
@@ -94,6 +94,8 @@ def build_parser() -> Parser:
     p.add_argument("--output-dir", type=Path, metavar="DIR", help="write DIR/NAME.FORMAT per file instead of printing")
     p.add_argument("--force", action="store_true", help="overwrite existing output files")
     p.add_argument("--chunk-ms", type=positive_int, default=100, metavar="N", help="streaming chunk length in ms (default 100; never changes the text)")
+    p.add_argument("--jobs", type=positive_int, default=None, metavar="N", help="files transcribed in parallel, one worker process "
+                   "each (default: one per 2 minutes of audio, at most one per CPU core and per file; 1: in this process)")
     _add_common(p)
 
     p = sub.add_parser("classify", help="which phrase of a set each audio file holds, or none")
@@ -163,12 +165,14 @@ def _load(args):
 
 
 def cmd_transcribe(args) -> int:
-    from livespeech.transcribe import transcribe_files
+    from livespeech.transcribe import Options, default_jobs, transcribe_files
 
     if args.output_dir is not None and not args.output_dir.is_dir():
         raise UsageError(f"--output-dir {args.output_dir}: not a folder")
-    bundle = _load(args)
-    return transcribe_files(bundle, args.files, args.format, args.output_dir, args.chunk_ms, args.force, args.debug)
+    bundle = _load(args)  # here even with --jobs: a bad model is one error line before any worker starts
+    options = Options(args.format, args.output_dir, args.chunk_ms, args.force, args.debug)
+    jobs = min(args.jobs, len(args.files)) if args.jobs else default_jobs(args.files)
+    return transcribe_files(bundle, args.files, options, jobs, args.threads)
 
 
 def cmd_classify(args) -> int:

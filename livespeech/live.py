@@ -10,6 +10,11 @@ When the source pauses, ends or fails, the worker processes what is left, flushe
 the recognizer (the utterance in progress is committed) and, for an end or a
 failure, sends :class:`SourceEnded` or :class:`SourceFailed`.
 
+When recognising a chunk raises, the worker sends :class:`RecognizerError`, drops
+that chunk, resets the recognizer (a new utterance begins after the chunk) and goes
+on; after ``MAX_ERRORS_IN_A_ROW`` failed chunks in a row it gives up with
+:class:`WorkerFailed`.
+
 Times are session times: seconds of audio listened since the session began,
 continuing across pauses and device changes (pass the previous worker's
 :attr:`LiveWorker.position` as ``origin``).  Spectrogram frames are numbered the
@@ -38,6 +43,7 @@ WAIT_S = 0.05  # longest wait for audio before checking the source's state, seco
 CLIP_LEVEL = 0.999  # |sample| at or above this counts as clipping
 SILENCE_DB = -120.0  # level reported for digital silence, dBFS
 NO_PHRASES = "none"
+MAX_ERRORS_IN_A_ROW = 50  # failed chunks in a row (5 s at 100 ms) before the worker gives up
 
 
 # ----------------------------------------------------------------------------- events
@@ -128,8 +134,18 @@ class SourceFailed:
 
 
 @dataclass(frozen=True)
+class RecognizerError:
+    """Recognising a chunk raised: the chunk was dropped and the stream goes on with a
+    new utterance. ``in_a_row``: failed chunks in a row, this one included."""
+
+    message: str
+    in_a_row: int = 1
+
+
+@dataclass(frozen=True)
 class WorkerFailed:
-    """The recognizer raised; the message names the error."""
+    """The worker stopped: the recognizer raised on MAX_ERRORS_IN_A_ROW chunks in a
+    row, or something else failed; the message names the error."""
 
     message: str
 
@@ -184,8 +200,8 @@ class LiveWorker:
     Args:
         source: where audio comes from (started by the caller).
         recognizer: a :class:`~livespeech.recognizer.Recognizer` (or an object with its
-            ``sample_rate``, ``stack``, ``seconds_per_step``, ``accept``, ``flush``); the
-            worker owns it while running.
+            ``sample_rate``, ``stack``, ``seconds_per_step``, ``accept``, ``flush``,
+            ``reset``); the worker owns it while running.
         sink: called from the worker thread with each event; thread-safe, non-blocking.
         chunk_ms: chunk length, milliseconds (default 100).
         scorer: phrase scorer for committed utterances, or None; see :attr:`scorer`.
@@ -206,6 +222,7 @@ class LiveWorker:
         self._commit_frame = origin.frames  # end of the last committed utterance
         self._partial_frame: int | None = None
         self._dirty = False  # the recognizer holds audio not yet flushed
+        self._errors = 0  # chunks in a row whose recognition raised
         self._stop = threading.Event()
         self._flush_on_stop = True
         self._thread = threading.Thread(target=self._run, name="livespeech-recognizer", daemon=True)
@@ -250,7 +267,8 @@ class LiveWorker:
             elif self.source.ended:
                 self.sink(SourceEnded(self.position.seconds))
         except Exception as error:  # noqa: BLE001 - shown on screen instead of dying silently
-            self.sink(WorkerFailed(f"{type(error).__name__}: {error}"))
+            in_a_row = f" ({self._errors} chunks in a row)" if self._errors >= MAX_ERRORS_IN_A_ROW else ""
+            self.sink(WorkerFailed(f"{type(error).__name__}: {error}{in_a_row}"))
 
     def _listen(self) -> None:
         """Process full chunks until stopped, or the source ends or fails."""
@@ -272,10 +290,28 @@ class LiveWorker:
 
     def _process(self, final: bool) -> None:
         """Recognise the next chunk (``final``: all that is left, then end the
-        recognizer's stream) and send the update."""
+        recognizer's stream) and send the update, or drop the chunk if that raises.
+
+        Raises:
+            Exception: the recognizer's error on the MAX_ERRORS_IN_A_ROW-th failed chunk in a row.
+        """
         ring = self.source.ring
         arrival = ring.arrival_time(ring.consumed)
         samples = ring.read(self.chunk if not final else ring.available)
+        try:
+            update = self._recognize(samples, arrival, final)
+        except Exception as error:  # noqa: BLE001 - one bad chunk must not end the session
+            self._errors += 1
+            if self._errors >= MAX_ERRORS_IN_A_ROW:
+                raise
+            self._skip(len(samples) / self.source.sample_rate)
+            self.sink(RecognizerError(f"{type(error).__name__}: {error}", self._errors))
+            return
+        self._errors = 0
+        self.sink(update)
+
+    def _recognize(self, samples: np.ndarray, arrival: float | None, final: bool) -> LiveUpdate:
+        """The update for one chunk of source samples, shape (n,)."""
         t0 = time.perf_counter()
         audio = self._resampler.accept(samples)
         if final:
@@ -283,8 +319,17 @@ class LiveWorker:
         results = [self.recognizer.accept(audio)]
         if final:
             results.append(self.recognizer.flush())
-        update = self._update(results, samples, arrival, t0, final)
-        self.sink(update)
+        return self._update(results, samples, arrival, t0, final)
+
+    def _skip(self, seconds: float) -> None:
+        """After a failed chunk of ``seconds``: start a new recognizer stream where that
+        chunk ends (the utterance in progress is lost; session times go on counting the
+        dropped audio, spectrogram frames just leave it out)."""
+        self.recognizer.reset()
+        self._resampler.reset()
+        position = self.position
+        self._base, self._frames, self._stream_s = Position(position.seconds + seconds, position.frames), 0, 0.0
+        self._partial_frame, self._dirty = None, False
 
     def _update(self, results: list, samples: np.ndarray, arrival: float | None, t0: float, final: bool) -> LiveUpdate:
         base, stack = self._base, self.recognizer.stack

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import torch
@@ -213,26 +213,33 @@ class Transcript:
         return [w for u in self.utterances for w in u.words]
 
 
-def transcribe_blocks(recognizer: Recognizer, blocks: Iterable[np.ndarray], chunk_ms: int = 100) -> Transcript:
+def transcribe_blocks(recognizer: Recognizer, blocks: Iterable[np.ndarray], chunk_ms: int = 100,
+                      keep_log_probs: bool = True) -> Transcript:
     """Feed blocks of audio (mono float32 at the model's rate) through ``recognizer``
     in chunks of ``chunk_ms`` milliseconds and return the whole transcript.
 
-    ``processing_s`` counts recognition time only (not reading the blocks).
+    ``processing_s`` counts recognition time only (not reading the blocks).  With
+    ``keep_log_probs`` False the utterances' log-probabilities (for phrase scoring) are
+    dropped as they come: they are most of what a long transcript holds (about 14 MB
+    an hour at 30 ms steps).
     """
     chunk = max(1, int(recognizer.sample_rate * chunk_ms / 1000))
     utterances, processing, carry = [], 0.0, np.zeros(0, np.float32)
+    no_log_probs = torch.zeros(0, len(recognizer.bundle.vocabulary))
+
+    def take(result: ChunkResult) -> ChunkResult:
+        nonlocal processing
+        processing += result.processing_s
+        utterances.extend(u if keep_log_probs else replace(u, log_probs=no_log_probs) for u in result.committed)
+        return result
+
     for block in blocks:
         data = np.concatenate([carry, block]) if carry.size else block
         whole = len(data) // chunk * chunk
         for start in range(0, whole, chunk):
-            result = recognizer.accept(data[start : start + chunk])
-            utterances += result.committed
-            processing += result.processing_s
+            take(recognizer.accept(data[start : start + chunk]))
         carry = data[whole:]
     if carry.size:
-        result = recognizer.accept(carry)
-        utterances += result.committed
-        processing += result.processing_s
-    result = recognizer.flush()
-    utterances += result.committed
-    return Transcript(" ".join(u.text for u in utterances), tuple(utterances), result.audio_s, processing + result.processing_s)
+        take(recognizer.accept(carry))
+    result = take(recognizer.flush())
+    return Transcript(" ".join(u.text for u in utterances), tuple(utterances), result.audio_s, processing)

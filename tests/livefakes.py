@@ -98,6 +98,21 @@ class FakeRecognizer:
         return Utterance(text, words, start, end, log_probs) if text else None
 
 
+class FailingRecognizer(FakeRecognizer):
+    """A :class:`FakeRecognizer` whose ``accept`` raises ``RuntimeError(message)`` on the
+    calls numbered in ``failing`` (from 1)."""
+
+    def __init__(self, failing, message: str = "boom"):
+        self.failing, self.message = failing, message
+        super().__init__()
+
+    def accept(self, samples: np.ndarray) -> ChunkResult:
+        if self.accepted + 1 in self.failing:
+            self.accepted += 1
+            raise RuntimeError(self.message)
+        return super().accept(samples)
+
+
 class ScriptedSource(Source):
     """A source the test drives: :meth:`feed` audio, :meth:`fail`, :meth:`finish`."""
 

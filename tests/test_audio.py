@@ -50,6 +50,29 @@ def test_long_file_is_read_in_blocks(write_audio):
     assert sum(len(b) for b in blocks) == 25 * 16000
 
 
+@pytest.mark.parametrize("rate, channels", [(16000, 1), pytest.param(44100, 2, marks=pytest.mark.slow)])  # 0.2 s, 3-5 s
+def test_reading_a_ten_minute_file_block_by_block_keeps_memory_bounded(tmp_path, rate, channels):
+    """Peak memory of reading, as tracemalloc sees it (numpy buffers; not the torch
+    tensors of the resampler, which live only within a block), stays far below the
+    decoded file, and every sample arrives."""
+    import tracemalloc
+
+    minutes, path = 10, tmp_path / "long.wav"
+    block = speechlike(10.0, rate)
+    with sf.SoundFile(path, "w", rate, channels, "PCM_16") as f:  # written block by block too
+        for _ in range(minutes * 6):
+            f.write(np.repeat(block[:, None], channels, axis=1))
+    decoded_bytes = minutes * 60 * rate * channels * 4  # the whole file as float32
+    tracemalloc.start()
+    try:
+        total = sum(len(b) for b in read_blocks(path))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert total == minutes * 60 * 16000
+    assert peak < decoded_bytes / 8, f"peak {peak / 1e6:.1f} MB for {decoded_bytes / 1e6:.0f} MB decoded"
+
+
 def test_nan_and_inf_become_zero(write_audio):
     x = speechlike(0.2)
     x[100:200] = np.nan

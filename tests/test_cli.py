@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import subprocess
 import sys
 import wave
@@ -9,6 +10,8 @@ import wave
 import pytest
 
 from tests.conftest import ROOT, speechlike
+
+THROUGHPUT = re.compile(r"livespeech: \d+ files, [\d.]+ s of audio in [\d.]+ s \([\d.]+x real time, \d+ jobs?\)")
 
 
 def livespeech(*args, **kwargs):
@@ -22,7 +25,8 @@ def test_help():
 
 
 @pytest.mark.parametrize("args", [["transcribe", "--format", "nonsense", "x.wav"], ["transcribe"], ["frobnicate"],
-                                  ["transcribe", "--chunk-ms", "0", "x.wav"]])
+                                  ["transcribe", "--chunk-ms", "0", "x.wav"], ["transcribe", "--jobs", "0", "x.wav"],
+                                  ["transcribe", "--jobs", "-1", "x.wav"], ["transcribe", "--jobs", "two", "x.wav"]])
 def test_usage_errors_exit_2_with_one_line(args):
     p = livespeech(*args)
     assert p.returncode == 2
@@ -40,8 +44,9 @@ def test_transcribe_json_with_bad_files(tmp_path, tiny_model_dir, write_audio):
     bad = ["empty.wav", "text.wav", "trunc.wav", "missing.wav", "zero.wav"]
     p = livespeech("transcribe", "--model", tiny_model_dir, "--format", "json", good, *[tmp_path / b for b in bad])
     assert p.returncode == 1
-    errors = p.stderr.strip().splitlines()
+    *errors, throughput = p.stderr.strip().splitlines()
     assert len(errors) == len(bad) and all(e.startswith("livespeech: error:") for e in errors)
+    assert THROUGHPUT.fullmatch(throughput), throughput
     assert "Traceback" not in p.stderr
     rows = [json.loads(line) for line in p.stdout.splitlines()]
     assert len(rows) == 1 and rows[0]["audio"] == str(good)
@@ -73,3 +78,51 @@ def test_bad_model_is_one_line(tmp_path, write_audio):
 def test_models_lists_bundled_default():
     p = livespeech("models")
     assert p.returncode == 0 and "base" in p.stdout
+
+
+def test_parallel_jobs_give_the_same_output_in_the_same_order(tmp_path):
+    """--jobs 2 (worker processes) prints exactly what --jobs 1 prints, bad file included."""
+    bad = tmp_path / "bad.wav"
+    bad.write_text("not audio\n" * 40)
+    files = [*sorted((ROOT / "assets" / "samples").glob("*.wav")), bad]
+    files.insert(2, files.pop())  # the bad file in the middle
+    runs = {jobs: livespeech("transcribe", "--jobs", jobs, *files) for jobs in (1, 2)}
+    for p in runs.values():
+        assert p.returncode == 1
+        error, throughput = p.stderr.strip().splitlines()
+        assert error.startswith(f"livespeech: error: {bad}: not a readable audio file")
+        assert THROUGHPUT.fullmatch(throughput), throughput
+    assert runs[1].stdout.encode() == runs[2].stdout.encode()
+    assert [line.split(":")[0] for line in runs[2].stdout.splitlines()] == [str(f) for f in files if f != bad]
+    assert "1 job)" in runs[1].stderr and "2 jobs)" in runs[2].stderr
+
+
+def test_parallel_jobs_write_output_files_and_json_like_one_job(tmp_path, tiny_model_dir, write_audio):
+    files = [write_audio(f"clip{i}.wav", speechlike(0.4 + 0.1 * i, seed=i), 16000) for i in range(3)]
+    rows = {}
+    for jobs in (1, 2):
+        out = tmp_path / f"out{jobs}"
+        out.mkdir()
+        p = livespeech("transcribe", "--model", tiny_model_dir, "--jobs", jobs, "--format", "vtt", "--output-dir", out, *files)
+        assert p.returncode == 0 and p.stdout == ""
+        assert sorted(f.name for f in out.iterdir()) == ["clip0.vtt", "clip1.vtt", "clip2.vtt"]
+        p = livespeech("transcribe", "--model", tiny_model_dir, "--jobs", jobs, "--format", "json", *files)
+        rows[jobs] = [{k: v for k, v in json.loads(line).items() if k != "processing_s"} for line in p.stdout.splitlines()]
+    assert all((tmp_path / "out1" / f).read_text() == (tmp_path / "out2" / f).read_text() for f in ("clip0.vtt", "clip1.vtt", "clip2.vtt"))
+    assert rows[1] == rows[2] and [r["audio"] for r in rows[2]] == [str(f) for f in files]
+
+
+def test_default_jobs_one_per_two_minutes_of_audio(tmp_path, write_audio, monkeypatch):
+    """Short files stay in one process; long ones get a worker each, up to the cores."""
+    import numpy as np
+
+    from livespeech import transcribe
+
+    monkeypatch.setattr(transcribe, "available_cpus", lambda: 4)
+    short = [str(write_audio(f"s{i}.wav", np.zeros(16000, np.float32))) for i in range(3)]
+    long = [str(write_audio(f"l{i}.wav", np.zeros(150 * 8000, np.float32), 8000, "PCM_16")) for i in range(6)]
+    bad = tmp_path / "bad.wav"
+    bad.write_bytes(b"not audio")
+    assert transcribe.default_jobs(short + [str(bad)]) == 1
+    assert transcribe.default_jobs(long[:2]) == 2
+    assert transcribe.default_jobs(long) == 4

@@ -13,12 +13,13 @@ import torch
 from livespeech import live
 from livespeech.capture import DeviceNotFound
 from livespeech.features import log_mel
-from livespeech.live import (LiveSetupError, LiveUpdate, LiveWorker, SourceEnded, SourceFailed, WorkerFailed,
-                             check_live_arguments, format_clock, level, load_phrase_model, save_transcript)
+from livespeech.live import (MAX_ERRORS_IN_A_ROW, LiveSetupError, LiveUpdate, LiveWorker, RecognizerError, SourceEnded,
+                             SourceFailed, WorkerFailed, check_live_arguments, format_clock, level, load_phrase_model,
+                             save_transcript)
 from livespeech.recognizer import Recognizer, transcribe_blocks
 from livespeech.audio import StreamResampler
 from tests.conftest import speechlike
-from tests.livefakes import FakeRecognizer, FakeScorer, ScriptedSource, encode
+from tests.livefakes import FailingRecognizer, FakeRecognizer, FakeScorer, ScriptedSource, encode
 
 
 class Collector:
@@ -126,16 +127,37 @@ def test_device_failure_keeps_the_text_and_reports_the_message():
     assert [s.text for s in sink.committed] == ["abc"]
 
 
-def test_a_recognizer_error_is_reported_not_swallowed():
-    class Broken(FakeRecognizer):
-        def accept(self, samples):
-            raise RuntimeError("boom")
-
+def test_a_recognizer_that_always_fails_ends_the_worker_after_a_run_of_errors():
     source = ScriptedSource()
-    worker, sink = start(source, Broken())
-    source.feed(np.zeros(1600, np.float32))
+    worker, sink = start(source, FailingRecognizer(failing=range(1, 10_000)))
+    source.feed(np.zeros(1600 * (MAX_ERRORS_IN_A_ROW + 5), np.float32))
     sink.wait(lambda s: any(isinstance(e, WorkerFailed) for e in s.events))
-    assert sink.events[-1] == WorkerFailed("RuntimeError: boom")
+    errors = sink.events[:-1]
+    assert errors == [RecognizerError("RuntimeError: boom", n) for n in range(1, MAX_ERRORS_IN_A_ROW)]
+    assert sink.events[-1] == WorkerFailed(f"RuntimeError: boom ({MAX_ERRORS_IN_A_ROW} chunks in a row)")
+    worker._thread.join(1.0)
+    assert not worker.alive
+
+
+def test_a_recognizer_error_skips_the_chunk_and_the_stream_goes_on():
+    # 90 ms chunks are 3 steps of the fake recognizer; the 11th holds steps 30-32 of
+    # "hi" (29 steps) then "abc" (a at step 29, b at 31, c at 33)
+    source = ScriptedSource()
+    worker, sink = start(source, FailingRecognizer(failing={11}), chunk_ms=90)
+    source.feed(np.concatenate([encode("hi"), encode("abc"), encode("yes")]))
+    source.finish()
+    sink.wait(lambda s: bool(s.events) and isinstance(s.events[-1], SourceEnded))
+    assert [e for e in sink.events if isinstance(e, RecognizerError)] == [RecognizerError("RuntimeError: boom", 1)]
+    assert not any(isinstance(e, WorkerFailed) for e in sink.events)
+    # "a", in progress, is lost with the recognizer's reset; "b" was in the dropped chunk
+    assert [s.text for s in sink.committed] == ["hi", "c", "yes"]
+    c, yes = sink.committed[1:]
+    assert c.start_s == pytest.approx(33 * 0.03) and yes.start_s == pytest.approx(60 * 0.03)  # times stay true
+    assert sink.events[-1].audio_s == pytest.approx((29 + 31 + 31) * 0.03)  # the dropped chunk still counts
+    updates = sink.updates
+    assert all(b.first_frame == a.first_frame + a.frames.shape[0] for a, b in zip(updates, updates[1:]))
+    worker._thread.join(1.0)
+    assert not worker.alive
 
 
 def test_phrase_scorer_runs_per_committed_utterance_and_can_be_swapped():

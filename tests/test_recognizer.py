@@ -28,6 +28,15 @@ def test_utterance_log_probs_cover_its_steps(tiny_bundle):
         assert u.log_probs.shape == (steps, len(tiny_bundle.vocabulary))
 
 
+def test_log_probs_can_be_dropped_for_long_transcripts(tiny_bundle):
+    endpoint = EndpointConfig(endpoint_s=0.09, max_utterance_s=0.5)
+    audio = speechlike(2.0, seed=1)
+    kept = run(tiny_bundle, audio, 100, endpoint)
+    dropped = transcribe_blocks(Recognizer(tiny_bundle, endpoint), [audio], 100, keep_log_probs=False)
+    assert dropped.utterances == kept.utterances and dropped.audio_s == kept.audio_s  # log_probs: compare=False
+    assert len(kept.utterances) > 1 and all(u.log_probs.numel() == 0 for u in dropped.utterances)
+
+
 def test_endpoint_resets_state_exactly(tiny_bundle):
     """Text after a forced endpoint equals recognising that audio from a fresh state."""
     rec = Recognizer(tiny_bundle, EndpointConfig(endpoint_s=100, max_utterance_s=0.6))

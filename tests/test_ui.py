@@ -10,12 +10,12 @@ import numpy as np
 import pytest
 
 from livespeech.capture import FileSource, InputDevice, NoInputDevice, PortAudioMissing
-from livespeech.live import LiveUpdate, LiveWorker, PhraseModel, PhrasesUnavailable
-from livespeech.ui.app import Backend, LiveApp, LiveOptions
+from livespeech.live import MAX_ERRORS_IN_A_ROW, LiveUpdate, LiveWorker, PhraseModel, PhrasesUnavailable
+from livespeech.ui.app import READY_FILE_ENV, Backend, LiveApp, LiveOptions
 from livespeech.ui.messages import Recognized
 from livespeech.ui.screens import DevicePicker, ErrorScreen, HelpScreen, PhrasePicker
 from livespeech.ui.widgets import PhrasePanel, Spectrogram, StatusBar, Transcript
-from tests.livefakes import FakeRecognizer, FakeScorer, ScriptedSource, encode
+from tests.livefakes import FailingRecognizer, FakeRecognizer, FakeScorer, ScriptedSource, encode
 
 SIZE = (120, 40)
 COMMANDS = ("lights on", "lights off", "stop")
@@ -277,18 +277,37 @@ async def test_device_lost_mid_stream_keeps_the_transcript(tmp_path):
         assert app.source is app.opened[0]
 
 
-async def test_recognizer_failure_is_shown(tmp_path):
-    class Broken(FakeRecognizer):
-        def accept(self, samples):
-            raise RuntimeError("out of memory")
-
+async def test_a_recognizer_that_keeps_failing_stops_with_an_error_screen(tmp_path):
     app = Fixture(tmp_path)
-    app.recognizer = Broken()
+    app.recognizer = FailingRecognizer(failing=range(1, 10_000), message="out of memory")
     async with app.run_test(size=SIZE) as pilot:
-        app.initial.feed(np.zeros(3200, np.float32))
+        app.initial.feed(np.zeros(1600 * (MAX_ERRORS_IN_A_ROW + 5), np.float32))
         await until(pilot, lambda: isinstance(app.screen, ErrorScreen))
         assert "the recognizer stopped: RuntimeError: out of memory" in app.screen.message
         assert not app.screen.offer_device
+        assert app.notes.count(("error", "Recognition error (its chunk of audio is skipped): RuntimeError: out of memory")) == 1
+
+
+async def test_a_recognizer_error_is_a_notice_and_listening_goes_on(tmp_path):
+    app = Fixture(tmp_path)
+    app.recognizer = FailingRecognizer(failing={2}, message="out of memory")
+    app.options = dataclasses.replace(app.options, chunk_ms=90)  # 3 steps of the fake recognizer
+    async with app.run_test(size=SIZE) as pilot:
+        app.initial.feed(said("stop", "lights on"))  # the 2nd chunk holds steps 3-5: "o" of s-t-o-p
+        await until(pilot, lambda: len(app.segments) == 2)
+        assert [s.text for s in app.segments] == ["p", "lights on"]  # "st" in progress was lost
+        assert app.notes == [("error", "Recognition error (its chunk of audio is skipped): RuntimeError: out of memory")]
+        assert not isinstance(app.screen, ErrorScreen) and app.worker.alive
+        assert app.query_one(StatusBar).state == "playing"
+
+
+async def test_the_ready_file_is_touched_once_listening(tmp_path, monkeypatch):
+    ready = tmp_path / "ready"
+    monkeypatch.setenv(READY_FILE_ENV, str(ready))
+    app = Fixture(tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        assert ready.exists() and app.worker.alive
 
 
 async def test_phrases_unavailable_hides_the_panel_with_a_note(tmp_path):

@@ -9,11 +9,17 @@ The app only draws: audio comes from a :class:`~livespeech.capture.Source`, a
 :class:`~livespeech.live.LiveWorker` thread recognises it and posts events with
 ``post_message``.  Everything the app needs from outside (sources, devices, phrase
 sets) comes through a :class:`Backend`, so tests run it with fakes.
+
+Environment: when ``LIVESPEECH_READY_FILE`` names a file, the app touches it each
+time a worker starts listening (``bench/startup.py`` times start-up with it); it
+changes nothing else.
 """
 
 from __future__ import annotations
 
+import os
 import time
+from contextlib import suppress
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -30,9 +36,11 @@ from livespeech.capture import CaptureError, InputDevice, MicSource, PortAudioMi
 from livespeech.features import SAMPLE_RATE
 from livespeech.live import (CHUNK_MS, LiveSetupError, LiveUpdate, LiveWorker, PhraseEventLog, PhraseModel, PhrasesUnavailable,
                              Position, Segment, bundled_phrase_sets, load_phrase_model, open_source, save_transcript)
-from livespeech.ui.messages import InputEnded, InputFailed, Recognized, to_message
+from livespeech.ui.messages import InputEnded, InputFailed, RecognitionError, Recognized, to_message
 from livespeech.ui.screens import DevicePicker, ErrorScreen, HelpScreen, PhrasePicker
 from livespeech.ui.widgets import PhrasePanel, Spectrogram, StatusBar, Transcript
+
+READY_FILE_ENV = "LIVESPEECH_READY_FILE"  # see the module docstring
 
 
 @dataclass(frozen=True)
@@ -148,6 +156,7 @@ class LiveApp(App):
         self.source = source
         self.worker = LiveWorker(source, self.recognizer, self._post_event, self.options.chunk_ms, scorer, origin)
         self.worker.start()
+        _touch_ready_file()
         resampled = f" \u2192 {SAMPLE_RATE // 1000} kHz" if source.sample_rate != SAMPLE_RATE else ""
         status.source = f"{source.label} \u00b7 {source.sample_rate} Hz{resampled}"
         status.state = self._running_state()
@@ -197,6 +206,14 @@ class LiveApp(App):
     def _ended(self, message: InputEnded) -> None:
         self.query_one(StatusBar).state = "end of input (q quits)"
         self.notify("End of the input file: the results stay on screen until you quit.", timeout=6)
+
+    @on(RecognitionError)
+    def _recognition_error(self, message: RecognitionError) -> None:
+        """A chunk could not be recognised: say so once per run of failures; the
+        utterance in progress is gone and listening goes on."""
+        self.query_one(Transcript).set_partial("")
+        if message.in_a_row == 1:
+            self.notify(f"Recognition error (its chunk of audio is skipped): {message.message}", severity="error", timeout=8)
 
     @on(InputFailed)
     def _failed(self, message: InputFailed) -> None:
@@ -298,6 +315,14 @@ class LiveApp(App):
     def _quit(self) -> None:
         self._stop_audio(flush=False)
         self.exit()
+
+
+def _touch_ready_file() -> None:
+    """Touch the file named by ``LIVESPEECH_READY_FILE``, if any (errors ignored)."""
+    path = os.environ.get(READY_FILE_ENV)
+    if path:
+        with suppress(OSError):
+            Path(path).touch()
 
 
 def build_app(bundle, phrases: str | None, open_first: Callable[[], Source], chunk_ms: int = CHUNK_MS,

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from textual.message import Message
 
-from livespeech.live import LiveUpdate, SourceEnded, SourceFailed, WorkerFailed
+from livespeech.live import LiveUpdate, RecognizerError, SourceEnded, SourceFailed, WorkerFailed
 
 
 @dataclass
@@ -28,6 +28,15 @@ class InputEnded(Message):
     """The input file has ended; the results stay on screen."""
 
     audio_s: float
+
+
+@dataclass
+class RecognitionError(Message):
+    """Recognising a chunk failed; it was skipped and listening goes on (``in_a_row``:
+    failed chunks in a row)."""
+
+    message: str
+    in_a_row: int = 1
 
 
 @dataclass
@@ -50,6 +59,8 @@ def to_message(event: object) -> Message:
         return InputEnded(event.audio_s)
     if isinstance(event, SourceFailed):
         return InputFailed(event.message)
+    if isinstance(event, RecognizerError):
+        return RecognitionError(event.message, event.in_a_row)
     if isinstance(event, WorkerFailed):
         return InputFailed(f"the recognizer stopped: {event.message}", device=False)
     raise TypeError(f"not a live event: {event!r}")
