@@ -5,7 +5,9 @@ layer (``torch.ao.quantization.quantize_dynamic``), one against two threads, and
 chunks of 50, 100 and 200 ms; for untrained models of the same size, 2, 3 and 4
 stacked frames per LSTM step (speed only: accuracy needs a trained model each).
 
-RTF = recognition time / audio duration, as in ``bench/rtf.py``. Accuracy: FSDD test
+RTF = recognition time / audio duration, as in ``bench/rtf.py``, from the process's
+CPU time (fair on a busy machine for one thread; with two threads it adds both
+threads' time) and from wall time (what a user waits, on an idle machine). Accuracy: FSDD test
 split exact digit words, and CER on the held-out slt sentences when the corpus is
 there (see models/base/MODEL_CARD.md for the command that builds it).
 
@@ -61,19 +63,21 @@ def load_sets(limit: int) -> dict[str, list[tuple[np.ndarray, str]]]:
     return sets
 
 
-def run(bundle: Bundle, data: list[tuple[np.ndarray, str]], chunk_ms: int) -> tuple[float, list[str]]:
-    """(RTF, hypotheses) of streaming recognition over ``data``."""
+def run(bundle: Bundle, data: list[tuple[np.ndarray, str]], chunk_ms: int) -> tuple[float, float, list[str]]:
+    """(RTF from CPU time, RTF from wall time, hypotheses) of streaming recognition
+    over ``data``."""
     recognizer = Recognizer(bundle)
-    audio = processing = 0.0
+    audio = cpu = wall = 0.0
     hypotheses = []
     for samples, _ in data:
         recognizer.reset()
-        t0 = time.perf_counter()
+        c0, t0 = time.process_time(), time.perf_counter()
         transcript = transcribe_blocks(recognizer, [samples], chunk_ms)
-        processing += time.perf_counter() - t0
+        cpu += time.process_time() - c0
+        wall += time.perf_counter() - t0
         audio += transcript.audio_s
         hypotheses.append(transcript.text)
-    return processing / audio, hypotheses
+    return cpu / audio, wall / audio, hypotheses
 
 
 def accuracy(name: str, data, hypotheses: list[str]) -> str:
@@ -95,8 +99,8 @@ def option_rows(bundle: Bundle, sets: dict) -> list[list[str]]:
         run(variant, next(iter(sets.values()))[:5], chunk_ms)  # warm-up
         cells = [label]
         for name, data in sets.items():
-            rtf, hyps = run(variant, data, chunk_ms)
-            cells += [f"{rtf:.4f}", accuracy(name, data, hyps)]
+            cpu, wall, hyps = run(variant, data, chunk_ms)
+            cells += [f"{cpu:.4f} / {wall:.4f}", accuracy(name, data, hyps)]
         rows.append(cells)
     torch.set_num_threads(1)
     return rows
@@ -109,8 +113,8 @@ def stack_rows(bundle: Bundle, data: list[tuple[np.ndarray, str]]) -> list[list[
         dims = dataclasses.replace(bundle.model.dims, stack=stack)
         variant = dataclasses.replace(bundle, model=CTCModel(dims).eval())
         run(variant, data[:5], 100)
-        rtf, _ = run(variant, data, 100)
-        rows.append([f"stack {stack} ({10 * stack} ms steps), untrained", f"{rtf:.4f}"])
+        cpu, wall, _ = run(variant, data, 100)
+        rows.append([f"stack {stack} ({10 * stack} ms steps), untrained", f"{cpu:.4f} / {wall:.4f}"])
     return rows
 
 
@@ -129,11 +133,11 @@ def main() -> None:
     sets = load_sets(args.limit)
     if not sets:
         sys.exit("speed_options: no evaluation audio (../shared/data/fsdd, corpus/slt_sentences)")
-    header = ["option"] + [f"{name} {what}" for name in sets for what in ("RTF", "accuracy")]
+    header = ["option"] + [f"{name} {what}" for name in sets for what in ("RTF CPU / wall", "accuracy")]
     print(f"model {bundle.name}, {sum(p.numel() for p in bundle.model.parameters()):,} parameters, torch {torch.__version__}\n")
     print(table(header, option_rows(bundle, sets)))
     print()
-    print(table(["frame stacking", f"{next(iter(sets))} RTF (1 thread)"], stack_rows(bundle, next(iter(sets.values())))))
+    print(table(["frame stacking", f"{next(iter(sets))} RTF CPU / wall (1 thread)"], stack_rows(bundle, next(iter(sets.values())))))
 
 
 if __name__ == "__main__":

@@ -147,7 +147,7 @@ class CTCModel(nn.Module):
 
     def initial_state(self, batch_size: int = 1) -> StreamState:
         """A fresh :class:`StreamState` for ``batch_size`` streams."""
-        p = self.output.weight
+        p = self.feature_mean  # a plain tensor also in a quantised model (whose weights are methods)
         zeros = p.new_zeros(self.dims.layers, batch_size, self.dims.hidden)
         return StreamState(p.new_zeros(batch_size, 0, self.dims.n_mels), zeros, zeros.clone())
 
