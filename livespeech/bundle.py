@@ -107,8 +107,7 @@ def load_bundle(folder: Path) -> Bundle:
         raise ModelError(f"config.json: vocabulary has {len(vocabulary)} tokens but dims.vocab_size is {dims.vocab_size}")
     if features.n_mels != dims.n_mels:
         raise ModelError(f"config.json: features.n_mels {features.n_mels} != dims.n_mels {dims.n_mels}")
-    model = CTCModel(dims)
-    expected = model.state_dict()
+    expected = _expected_tensors(dims)
     weights = folder / WEIGHTS_FILE
     if not weights.is_file():
         raise ModelError(f"{weights}: missing")
@@ -136,9 +135,25 @@ def load_bundle(folder: Path) -> Bundle:
         raise ModelError(f"config.json: normalization mean/std must be {dims.n_mels} values, std positive")
     if not torch.equal(mean, state["feature_mean"]) or not torch.equal(std, state["feature_std"]):
         raise ModelError("config.json: normalization statistics differ from the weights")
+    model = CTCModel(dims)  # built only now that its size is known to be sane
     model.load_state_dict(state)
     model.eval()
     return Bundle(config.get("name", folder.name), folder, model, features, vocabulary, config)
+
+
+def _expected_tensors(dims: ModelDims) -> dict[str, torch.Tensor]:
+    """The state dict a model of ``dims`` has, as storage-free "meta" tensors (shape
+    and dtype only), so absurd dims in an untrusted config cost no memory.
+
+    Raises:
+        ModelError: the dims imply weights larger than MAX_WEIGHTS_BYTES.
+    """
+    with torch.device("meta"):
+        expected = CTCModel(dims).state_dict()
+    size = sum(t.numel() * t.element_size() for t in expected.values())
+    if size > MAX_WEIGHTS_BYTES:
+        raise ModelError(f"config.json: dims imply {size} bytes of weights, more than {MAX_WEIGHTS_BYTES}")
+    return expected
 
 
 def save_bundle(folder: Path, model: CTCModel, features: FeatureConfig, vocabulary: Vocabulary, info: dict, card: str) -> Path:

@@ -36,6 +36,7 @@ def _edit_config(folder, change):
     (lambda c: c.update(format_version=99), "format_version"),
     (lambda c: c.pop("dims"), "missing 'dims'"),
     (lambda c: c["dims"].update(hidden=64), "shape"),
+    (lambda c: c["dims"].update(hidden=10**6, layers=50), "dims imply"),  # refused before any allocation
     (lambda c: c["dims"].update(hidden="big"), "bad dims"),
     (lambda c: c["dims"].update(colour="red"), "unknown dims"),
     (lambda c: c.update(vocabulary=["<blank>", "ab"]), "vocabulary"),
