@@ -102,12 +102,15 @@ def _add_phrases(sub) -> None:
                              ("recordings-repeat", int, "times the recordings are repeated in training"),
                              ("steps", int, "fine-tuning steps"), ("lr", float, "peak learning rate"),
                              ("warmup-steps", int, "learning-rate warm-up steps"), ("batch-frames", int, "frames per batch (100 = 1 s)"),
+                             ("freq-warp", float, "largest mel-axis warp of vocal tract length perturbation (0: off)"),
                              ("max-false-reject", float, "share of in-set calibration utterances the rejection may refuse"),
                              ("workers", int, "synthesis processes"), ("threads", int, "CPU threads for training (0: torch's default)"),
                              ("seed", int, "seed of texts, voices and training")):
         key = name.replace("-", "_")
         p.add_argument(f"--{name}", dest=key, type=kind, help=f"{what} (default {getattr(defaults, key)})")
     p.add_argument("--engines", nargs="+", choices=["espeak", "flite", "festival", "piper"], help="synthesis engines (default all)")
+    p.add_argument("--augment", action=argparse.BooleanOptionalAction, default=None,
+                   help=f"on-the-fly waveform augmentation in fine-tuning (default {defaults.augment})")
     p.add_argument("--force", action="store_true", default=None, help="replace an installed model of the same name")
     p.set_defaults(func=_phrases)
 

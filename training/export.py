@@ -17,13 +17,14 @@ FSDD_CREDIT = ("Free Spoken Digit Dataset (Zohar Jackson and contributors), CC B
                "https://github.com/Jakobovski/free-spoken-digit-dataset")
 
 
-def _training_summary(run_dir: Path) -> dict:
-    """Steps, epochs and last logged throughput/loss from the run's metrics.jsonl."""
+def _training_summary(run_dir: Path, step: int | None = None) -> dict:
+    """Steps, epochs and the throughput/loss logged last up to ``step`` (the
+    checkpoint's; None: the end of the run), from the run's metrics.jsonl."""
     path = run_dir / "metrics.jsonl"
     rows = [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
-    logs = [r for r in rows if "loss" in r]
+    logs = [r for r in rows if "loss" in r and (step is None or r["step"] <= step)]
     last = logs[-1] if logs else {}
-    return {"steps": last.get("step"), "epochs": last.get("epoch"), "final_loss": last.get("loss"),
+    return {"steps": step if step is not None else last.get("step"), "epochs": last.get("epoch"), "final_loss": last.get("loss"),
             "audio_seconds_per_second": last.get("audio_s_per_s")}
 
 
@@ -51,6 +52,7 @@ Streaming character-level LSTM-CTC speech recognizer for livespeech.
 ## Training
 - Data (as given to `livespeech-train fit --train`):
 {data}
+{f"- Initialised from `{config['init_from']}`, then trained:" if config.get('init_from') else ''}
 - Steps: {training.get('steps')}, epochs: {training.get('epochs')}, final loss {training.get('final_loss')},
   throughput {training.get('audio_seconds_per_second')} s of audio per second.
 - Hardware: {training.get('hardware', platform.processor() or platform.machine())}.
@@ -92,7 +94,7 @@ def export(run_dir: Path, out: Path, name: str | None = None, checkpoint: str = 
     model = CTCModel(dims)
     model.load_state_dict(state["model"])
     metrics = json.loads(Path(metrics_file).read_text()) if metrics_file else {}
-    training = _training_summary(run_dir)
+    training = _training_summary(run_dir, state.get("step"))
     if hardware:
         training["hardware"] = hardware
     parameters = sum(p.numel() for p in model.parameters())

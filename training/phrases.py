@@ -74,6 +74,10 @@ class PhraseTrainConfig:
         eval_takes, eval_distractors: the held-out-voice evaluation set (defaults 10, 150).
         recordings_repeat: times the recordings are repeated in training (default 5).
         steps, lr, warmup_steps, batch_frames: fine-tuning (defaults 800, 5e-4, 50, 6000).
+        freq_warp: vocal tract length perturbation of the fine-tuning features, the
+            largest warp of the mel axis (default 0.15, i.e. +-15 %; 0 turns it off).
+        augment: on-the-fly waveform augmentation in fine-tuning (speed, noise,
+            reverberation, telephone band, gain; default True).
         max_false_reject: in-set calibration utterances the threshold may reject (default 0.01).
         engines: synthesis engines for random voices (default: every one installed).
         workers: synthesis processes (default 2).
@@ -102,6 +106,8 @@ class PhraseTrainConfig:
     lr: float = 5e-4
     warmup_steps: int = 50
     batch_frames: int = 6000
+    freq_warp: float = 0.15
+    augment: bool = True
     max_false_reject: float = 0.01
     engines: list[str] = field(default_factory=list)
     workers: int = 2
@@ -439,6 +445,7 @@ def fine_tune(config: PhraseTrainConfig, base: Bundle, train: list[str], log=pri
         stack=dims.stack, hidden=dims.hidden, layers=dims.layers, dropout=dims.dropout,
         lr=config.lr, warmup_steps=config.warmup_steps, max_steps=config.steps, decay_fraction=0.5,
         lr_min=config.lr / 20, batch_frames=config.batch_frames, seed=config.seed, threads=config.threads,
+        freq_warp=config.freq_warp, augment=config.augment,
         eval_every=10 * config.steps, log_every=max(1, config.steps // 10), checkpoint_minutes=2.0,
     )
     return fit(train_config, log=log)
