@@ -25,7 +25,7 @@ from livespeech.model import CTCModel, ModelDims  # noqa: E402
 from training.config import TrainConfig  # noqa: E402
 from training.train import build_optimizer, train_step  # noqa: E402
 
-SIZES = [(320, 3), (384, 3), (512, 3)]
+SIZES = [(256, 2), (320, 3), (384, 3), (512, 3)]
 
 
 def measure(hidden: int, layers: int, device: str, steps: int) -> dict:
