@@ -317,7 +317,7 @@ def speakers(args) -> dict:
         config = PhraseTrainConfig(phrases="digits", name=f"digits-without-{speaker}", base=args.base, corpora=[f"{train}*{args.repeat}"],
                                    eval=[str(test), str(every)], work_dir=str(work / speaker), synth_dir=str(work / "synth"),
                                    install_dir=str(work / "models"), steps=args.steps, engines=args.engines or [],
-                                   workers=args.workers, seed=args.seed, force=True, **sizes(args))
+                                   workers=args.workers, seed=args.seed, force=True, **sizes(args), **fine_tuning(args))
         report = train_phrase_model(config, log=lambda m: print(m, file=sys.stderr, flush=True))
         results[speaker] = {"takes 0-4": report["metrics"][str(test)]["accuracy"],
                             "all takes": report["metrics"][str(every)]["accuracy"],
@@ -337,7 +337,7 @@ def text_only(args) -> dict:
     name = f"{load_phrase_set(args.phrases).name}-text-only"
     work = Path(args.work_dir or f"runs/bench-phrases-{name}")
     config = PhraseTrainConfig(phrases=args.phrases, name=name, base=args.base, work_dir=str(work), install_dir=str(work / "models"),
-                               steps=args.steps, engines=args.engines or [], workers=args.workers, seed=args.seed, force=True, **sizes(args))
+                               steps=args.steps, engines=args.engines or [], workers=args.workers, seed=args.seed, force=True, **sizes(args), **fine_tuning(args))
     t0 = time.time()
     report = train_phrase_model(config, log=lambda m: print(m, file=sys.stderr, flush=True))
     slt = report["metrics"]["held-out voice slt"]
@@ -358,6 +358,11 @@ def sizes(args) -> dict:
     return {k: getattr(args, k) for k in SIZES if getattr(args, k, None) is not None}
 
 
+def fine_tuning(args) -> dict:
+    """The fine-tuning augmentation options given on the command line."""
+    return {k: getattr(args, k) for k in ("freq_warp", "augment") if getattr(args, k, None) is not None}
+
+
 def write_report(work: Path, report: dict, markdown: str) -> None:
     work.mkdir(parents=True, exist_ok=True)
     (work / "report.json").write_text(json.dumps(report, indent=2) + "\n")
@@ -372,6 +377,8 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument("--work-dir", help="cached corpora and reports (default runs/bench-phrases-...)")
     common.add_argument("--engines", nargs="+", choices=["espeak", "flite", "festival", "piper"], help="synthesis engines (default all)")
     common.add_argument("--workers", type=int, default=2, help="synthesis processes (default 2)")
+    common.add_argument("--freq-warp", type=float, help="VTLP in fine-tuning, largest mel-axis warp (default: as livespeech-train phrases)")
+    common.add_argument("--augment", action=argparse.BooleanOptionalAction, help="waveform augmentation in fine-tuning (default: as livespeech-train phrases)")
     common.add_argument("--seed", type=int, default=7, help="seed of texts and voices (default 7; phrase training uses 1)")
     for name in SIZES:
         common.add_argument("--" + name.replace("_", "-"), type=int, help="synthetic corpus size (default: as livespeech-train phrases; "
