@@ -77,7 +77,9 @@ class PhraseTrainConfig:
         freq_warp: vocal tract length perturbation of the fine-tuning features, the
             largest warp of the mel axis (default 0.15, i.e. +-15 %; 0 turns it off).
         augment: on-the-fly waveform augmentation in fine-tuning (speed, noise,
-            reverberation, telephone band, gain; default True).
+            reverberation, telephone band, gain; default False: it makes fine-tuning
+            about 2.3x slower, and VTLP alone gives most of its gain on unseen
+            speakers, see models/digits/MODEL_CARD.md).
         max_false_reject: in-set calibration utterances the threshold may reject (default 0.01).
         engines: synthesis engines for random voices (default: every one installed).
         workers: synthesis processes (default 2).
@@ -107,7 +109,7 @@ class PhraseTrainConfig:
     warmup_steps: int = 50
     batch_frames: int = 6000
     freq_warp: float = 0.15
-    augment: bool = True
+    augment: bool = False
     max_false_reject: float = 0.01
     engines: list[str] = field(default_factory=list)
     workers: int = 2
