@@ -63,6 +63,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from livespeech.text import normalize  # noqa: E402
+from training.data import read_corpus  # noqa: E402
 from training.text import ONES, ORDINALS, TEENS, TENS, number_words  # noqa: E402
 
 WORKER = Path(__file__).resolve().parent / "_peer_worker.py"
@@ -90,23 +91,13 @@ class Item:
 
 
 def fsdd_items(folder: Path = FSDD) -> list[Item]:
-    """The FSDD test split: ``{digit}_{speaker}_{take}.wav`` with take 0-4."""
-    items = []
-    for path in sorted(folder.glob("*.wav")):
-        digit, _, take = path.stem.split("_")
-        if int(take) < 5:
-            items.append(Item(str(path), ONES[int(digit)]))
-    return items
+    """The FSDD test split (takes 0-4), as ``livespeech-train`` reads it."""
+    return [Item(u.audio, u.text) for u in read_corpus(f"fsdd-test:{folder}")]
 
 
 def slt_items(manifest: Path = SLT_MANIFEST) -> list[Item]:
-    """The held-out slt sentences of a JSONL manifest (audio paths relative to its folder)."""
-    items = []
-    for line in manifest.read_text(encoding="utf-8").splitlines():
-        if line.strip():
-            row = json.loads(line)
-            items.append(Item(str((manifest.parent / row["audio"]).resolve()), row["text"], row.get("kind", "")))
-    return items
+    """The held-out slt sentences of a JSONL manifest, as ``livespeech-train`` reads it."""
+    return [Item(str(Path(u.audio).resolve()), u.text, u.extra.get("kind", "")) for u in read_corpus(str(manifest))]
 
 
 def sample_items(folder: Path = SAMPLES) -> list[Item]:

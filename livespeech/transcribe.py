@@ -78,13 +78,16 @@ def default_jobs(files: list[str]) -> int:
     """Worker processes for ``files`` when ``--jobs`` is not given: one per
     ``AUDIO_S_PER_JOB`` seconds of audio (durations from the file headers; unreadable
     files count as none), at least 1, at most one per CPU core and one per file."""
+    most = min(available_cpus(), len(files))
+    if most <= 1:
+        return 1  # no need to read any header
     total_s = 0.0
     for name in files:
         try:
             total_s += audio_info(Path(name)).duration_s
         except (AudioError, OSError):
             pass
-    return max(1, min(available_cpus(), len(files), int(total_s // AUDIO_S_PER_JOB)))
+    return max(1, min(most, int(total_s // AUDIO_S_PER_JOB)))
 
 
 def transcribe_file(recognizer: Recognizer, path: Path, chunk_ms: int = 100) -> Transcript:

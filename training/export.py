@@ -52,8 +52,7 @@ Streaming character-level LSTM-CTC speech recognizer for livespeech.
 ## Training
 - Data (as given to `livespeech-train fit --train`):
 {data}
-{f"- Initialised from `{config['init_from']}`, then trained:" if config.get('init_from') else ''}
-- Steps: {training.get('steps')}, epochs: {training.get('epochs')}, final loss {training.get('final_loss')},
+- Steps: {training.get('steps')}{f" after initialising from `{config['init_from']}`" if config.get('init_from') else ''}, epochs: {training.get('epochs')}, final loss {training.get('final_loss')},
   throughput {training.get('audio_seconds_per_second')} s of audio per second.
 - Hardware: {training.get('hardware', platform.processor() or platform.machine())}.
 - Optimiser: AdamW, lr {config.get('lr')}, warm-up {config.get('warmup_steps')} steps, cosine decay over the
