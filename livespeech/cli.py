@@ -91,7 +91,7 @@ def build_parser() -> Parser:
     p.add_argument("files", nargs="+", metavar="FILE")
     _add_model(p)
     p.add_argument("--format", choices=("txt", "json", "srt", "vtt"), default="txt", help="output format (default txt)")
-    p.add_argument("--output-dir", type=Path, metavar="DIR", help="write DIR/NAME.FORMAT per file instead of printing")
+    p.add_argument("--output-dir", type=Path, metavar="DIR", help="write DIR/NAME.FORMAT per file instead of printing (DIR is made if missing)")
     p.add_argument("--force", action="store_true", help="overwrite existing output files")
     p.add_argument("--chunk-ms", type=positive_int, default=100, metavar="N", help="streaming chunk length in ms (default 100; never changes the text)")
     p.add_argument("--jobs", type=positive_int, default=None, metavar="N", help="files transcribed in parallel, one worker process "
@@ -167,8 +167,11 @@ def _load(args):
 def cmd_transcribe(args) -> int:
     from livespeech.transcribe import Options, default_jobs, transcribe_files
 
-    if args.output_dir is not None and not args.output_dir.is_dir():
-        raise UsageError(f"--output-dir {args.output_dir}: not a folder")
+    if args.output_dir is not None:
+        try:
+            args.output_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as error:  # a file of that name, no permission
+            raise UsageError(f"--output-dir {args.output_dir}: cannot make that folder ({error.strerror})") from None
     bundle = _load(args)  # here even with --jobs: a bad model is one error line before any worker starts
     options = Options(args.format, args.output_dir, args.chunk_ms, args.force, args.debug)
     jobs = min(args.jobs, len(args.files)) if args.jobs else default_jobs(args.files)

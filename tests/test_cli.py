@@ -65,6 +65,17 @@ def test_output_dir_never_overwrites(tmp_path, tiny_model_dir, write_audio):
     assert p.returncode == 0 and (out / "clip.srt").read_text() != "precious"
 
 
+def test_output_dir_is_made_if_missing_and_a_file_there_is_a_usage_error(tmp_path, tiny_model_dir, write_audio):
+    audio = write_audio("clip.wav", speechlike(0.5), 16000)
+    out = tmp_path / "new" / "subtitles"
+    p = livespeech("transcribe", "--model", tiny_model_dir, "--format", "vtt", "--output-dir", out, audio)
+    assert p.returncode == 0 and (out / "clip.vtt").read_text().startswith("WEBVTT")
+    (tmp_path / "a_file").write_text("precious")
+    p = livespeech("transcribe", "--model", tiny_model_dir, "--output-dir", tmp_path / "a_file", audio)
+    assert p.returncode == 2 and p.stderr.count("\n") == 1 and "--output-dir" in p.stderr and "Traceback" not in p.stderr
+    assert (tmp_path / "a_file").read_text() == "precious"
+
+
 def test_bad_model_is_one_line(tmp_path, write_audio):
     audio = write_audio("clip.wav", speechlike(0.5), 16000)
     (tmp_path / "broken").mkdir()
