@@ -234,7 +234,7 @@ def compare(args) -> dict:
     bundle = load_bundle(find_model(args.model))
     work = Path(args.work_dir or f"runs/bench-phrases-{phrase_set.name}-{bundle.name}")
     config = PhraseTrainConfig(phrases=args.phrases, name="bench", work_dir=str(work), synth_dir=str(work / "synth"),
-                               **{**COMPARE_SIZES, **sizes(args)}, engines=args.engines or [], workers=args.workers, seed=args.seed)
+                               **{**COMPARE_SIZES, **given(args, SIZES)}, engines=args.engines or [], workers=args.workers, seed=args.seed)
     log = lambda m: print(m, file=sys.stderr, flush=True)  # noqa: E731
     corpora = synthesize_corpora(config, phrase_set, log, which=("calibration", "evaluation"))
     from training.synth import build_texts
@@ -317,7 +317,7 @@ def speakers(args) -> dict:
         config = PhraseTrainConfig(phrases="digits", name=f"digits-without-{speaker}", base=args.base, corpora=[f"{train}*{args.repeat}"],
                                    eval=[str(test), str(every)], work_dir=str(work / speaker), synth_dir=str(work / "synth"),
                                    install_dir=str(work / "models"), steps=args.steps, engines=args.engines or [],
-                                   workers=args.workers, seed=args.seed, force=True, **sizes(args), **fine_tuning(args))
+                                   workers=args.workers, seed=args.seed, force=True, **given(args, SIZES + FINE_TUNING))
         report = train_phrase_model(config, log=lambda m: print(m, file=sys.stderr, flush=True))
         results[speaker] = {"takes 0-4": report["metrics"][str(test)]["accuracy"],
                             "all takes": report["metrics"][str(every)]["accuracy"],
@@ -337,7 +337,7 @@ def text_only(args) -> dict:
     name = f"{load_phrase_set(args.phrases).name}-text-only"
     work = Path(args.work_dir or f"runs/bench-phrases-{name}")
     config = PhraseTrainConfig(phrases=args.phrases, name=name, base=args.base, work_dir=str(work), install_dir=str(work / "models"),
-                               steps=args.steps, engines=args.engines or [], workers=args.workers, seed=args.seed, force=True, **sizes(args), **fine_tuning(args))
+                               steps=args.steps, engines=args.engines or [], workers=args.workers, seed=args.seed, force=True, **given(args, SIZES + FINE_TUNING))
     t0 = time.time()
     report = train_phrase_model(config, log=lambda m: print(m, file=sys.stderr, flush=True))
     slt = report["metrics"]["held-out voice slt"]
@@ -353,14 +353,13 @@ SIZES = ("takes", "distractors", "calibration_takes", "calibration_distractors",
 COMPARE_SIZES = {"calibration_takes": 20, "calibration_distractors": 300, "eval_takes": 10, "eval_distractors": 200}
 
 
-def sizes(args) -> dict:
-    """The corpus sizes given on the command line (the others keep their defaults)."""
-    return {k: getattr(args, k) for k in SIZES if getattr(args, k, None) is not None}
+FINE_TUNING = ("freq_warp", "augment")
 
 
-def fine_tuning(args) -> dict:
-    """The fine-tuning augmentation options given on the command line."""
-    return {k: getattr(args, k) for k in ("freq_warp", "augment") if getattr(args, k, None) is not None}
+def given(args, names) -> dict:
+    """The options of ``names`` given on the command line (the others keep the
+    defaults of ``livespeech-train phrases``)."""
+    return {k: getattr(args, k) for k in names if getattr(args, k, None) is not None}
 
 
 def write_report(work: Path, report: dict, markdown: str) -> None:
