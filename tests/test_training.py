@@ -151,3 +151,25 @@ def test_augmented_training_set_is_reproducible(tmp_path):
     a.set_epoch(1)
     fc, _ = a[3]
     assert fc.shape != fb.shape or not torch.equal(fc, fb)  # a new epoch draws new augmentations
+
+
+def test_synth_plan_is_reproducible_and_never_uses_the_held_out_voice():
+    from training.synth import HELD_OUT_VOICES, plan
+
+    first, again = plan(300, seed=7), plan(300, seed=7)
+    assert [b.jobs for b in first] == [b.jobs for b in again]
+    jobs = [j for b in first for j in b.jobs]
+    assert len(jobs) == 300 and {j.engine for j in jobs} == {"espeak", "flite", "festival", "piper"}
+    assert not {f"{j.engine}:{j.voice}" for j in jobs} & HELD_OUT_VOICES
+    assert [b.jobs for b in plan(300, seed=8)] != [b.jobs for b in first]
+
+
+def test_synth_plan_draws_only_the_engines_asked_for():
+    from training.synth import plan
+
+    jobs = [j for b in plan(200, seed=1, engines=("espeak", "flite")) for j in b.jobs]
+    assert len(jobs) == 200 and {j.engine for j in jobs} == {"espeak", "flite"}
+    with pytest.raises(ValueError, match="unknown synthesis engine"):
+        plan(10, seed=1, engines=("sam",))
+    with pytest.raises(ValueError, match="held-out"):
+        plan(10, seed=1, voice="flite:slt")

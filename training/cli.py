@@ -34,7 +34,7 @@ def _synth(args) -> int:
         task = progress.add_task("synthesising", total=args.utterances)
         kinds = args.kinds.split(",") if args.kinds else None
         manifest = build(Path(args.out), args.utterances, args.seed, args.split, args.voice, not args.no_augment, args.workers,
-                         progress=lambda n: progress.advance(task, n), kinds=kinds)
+                         progress=lambda n: progress.advance(task, n), kinds=kinds, engines=tuple(args.engines or ()) or None)
     hours = summary(manifest)
     print(json.dumps({"manifest": str(manifest), "hours": round(sum(hours.values()), 3), "hours_per_voice": {k: round(v, 3) for k, v in hours.items()}}))
     return 0
@@ -130,6 +130,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "times_and_dates, commands, names, sentences, words")
     p.add_argument("--no-augment", action="store_true", help="clean synthesis: no pitch/tempo change, noise, reverb or telephone band")
     p.add_argument("--workers", type=int, default=2, help="parallel processes (default 2)")
+    p.add_argument("--engines", nargs="+", choices=["espeak", "flite", "festival", "piper"], help="synthesis engines of the random voices (default all)")
     p.set_defaults(func=_synth)
 
     p = sub.add_parser("fit", help="train a model (resumes from RUN_DIR/last.pt)")

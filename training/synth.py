@@ -76,7 +76,7 @@ def _draw_voice(engine: str, rng: random.Random) -> str:
 
 
 def plan(n: int, seed: int, split: str = "train", voice: str | None = None, augment: bool = True, batch_size: int = 64,
-         kinds: list[str] | None = None) -> list[Batch]:
+         kinds: list[str] | None = None, engines: tuple[str, ...] | None = None) -> list[Batch]:
     """Cut ``n`` utterances of generated text into per-engine batches.
 
     Args:
@@ -86,10 +86,11 @@ def plan(n: int, seed: int, split: str = "train", voice: str | None = None, augm
         voice: ``engine:voice`` to use for every job (e.g. ``flite:slt`` for the
             held-out evaluation set); random voices when None.
         augment: vary speed/pitch and apply channel effects.
+        engines: draw random voices from these engines only (default: all).
     Raises:
-        ValueError: a held-out voice asked for on training text.
+        ValueError: a held-out voice asked for on training text, or an unknown engine.
     """
-    return plan_texts(generate(n, seed, split, kinds), seed, split, voice, augment, batch_size)
+    return plan_texts(generate(n, seed, split, kinds), seed, split, voice, augment, batch_size, engines)
 
 
 def plan_texts(texts: list[tuple[str, str]], seed: int, split: str = "train", voice: str | None = None, augment: bool = True,
@@ -249,15 +250,17 @@ def _worker(args):
 
 
 def build(out_dir: Path, n: int, seed: int, split: str = "train", voice: str | None = None,
-          augment: bool = True, workers: int = 2, progress=None, kinds: list[str] | None = None) -> Path:
-    """Build (or resume) a corpus of ``n`` utterances in ``out_dir``.
+          augment: bool = True, workers: int = 2, progress=None, kinds: list[str] | None = None,
+          engines: tuple[str, ...] | None = None) -> Path:
+    """Build (or resume) a corpus of ``n`` utterances in ``out_dir`` (random voices
+    from ``engines``, default all; see :func:`plan`).
 
     Returns:
         the path of the complete manifest, ``out_dir/manifest.jsonl``.
     Raises:
         FileNotFoundError: a synthesiser the plan needs is not installed.
     """
-    return synthesize(out_dir, plan(n, seed, split, voice, augment, kinds=kinds), seed, workers, progress)
+    return synthesize(out_dir, plan(n, seed, split, voice, augment, kinds=kinds, engines=engines), seed, workers, progress)
 
 
 def build_texts(out_dir: Path, texts: list[tuple[str, str]], seed: int, split: str = "train", voice: str | None = None,
