@@ -4,7 +4,7 @@ Times full optimiser steps (SpecAugment, forward, CTC loss, backward, AdamW) on
 batches of random features shaped like real ones (60 s of audio per batch in
 utterances of 3 s), after warm-up steps.  CUDA runs in bf16 autocast when present.
 
-    .venv/bin/python bench/train_throughput.py [--steps 20] [--threads 2]
+    .venv/bin/python bench/train_throughput.py [--steps 20] [--threads 2] [--device cuda] [--batch-utterances 20 120]
 """
 
 from __future__ import annotations
@@ -28,11 +28,11 @@ from training.train import build_optimizer, train_step  # noqa: E402
 SIZES = [(256, 2), (320, 3), (384, 3), (512, 3)]
 
 
-def measure(hidden: int, layers: int, device: str, steps: int) -> dict:
+def measure(hidden: int, layers: int, device: str, steps: int, B: int = 20) -> dict:
     config = TrainConfig(hidden=hidden, layers=layers)
     model = CTCModel(ModelDims(hidden=hidden, layers=layers)).to(device)
     optimizer = build_optimizer(model, config)
-    B, T, L = 20, 300, 40  # 20 utterances of 3 s, 40 characters each
+    T, L = 300, 40  # B utterances of 3 s, 40 characters each
     batch = (torch.randn(B, T, 80) - 6, torch.full((B,), T), torch.randint(1, 29, (B, L)), torch.full((B,), L))
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device == "cuda" else nullcontext()
     for _ in range(3):
@@ -46,18 +46,22 @@ def measure(hidden: int, layers: int, device: str, steps: int) -> dict:
         torch.cuda.synchronize()
     elapsed = time.perf_counter() - t0
     return {"hidden": hidden, "layers": layers, "parameters": sum(p.numel() for p in model.parameters()), "device": device,
-            "step_s": round(elapsed / steps, 4), "audio_s_per_s": round(steps * B * T / 100 / elapsed, 1)}
+            "batch_s": B * T / 100, "step_s": round(elapsed / steps, 4), "audio_s_per_s": round(steps * B * T / 100 / elapsed, 1)}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--threads", type=int, default=0, help="CPU threads (0: torch's default)")
+    parser.add_argument("--device", choices=["all", "cpu", "cuda"], default="all", help="all: the CPU and CUDA when present")
+    parser.add_argument("--batch-utterances", type=int, nargs="+", default=[20], metavar="B",
+                        help="utterances of 3 s per batch (default 20, 60 s of audio; GPUs want more)")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
-    rows = [measure(h, l, d, args.steps) for d in devices for h, l in SIZES]
+    devices = [d for d in devices if args.device in ("all", d)]
+    rows = [measure(h, l, d, args.steps, b) for d in devices for h, l in SIZES for b in args.batch_utterances]
     print(json.dumps({"machine": platform.processor() or platform.machine(), "threads": torch.get_num_threads(),
                       "gpu": torch.cuda.get_device_name() if torch.cuda.is_available() else None, "torch": torch.__version__,
                       "results": rows}, indent=2))
