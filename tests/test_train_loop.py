@@ -13,13 +13,14 @@ import torch
 from tests.conftest import ROOT
 from tests.test_training import _tiny_corpus
 
-ENV = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
+# The repository first, then whatever PYTHONPATH already held (packages installed with --target).
+ENV = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])), OMP_NUM_THREADS="1")
 
 
 def _fit_args(manifest, run_dir, *extra):
     return ["fit", "--train", str(manifest), "--run-dir", str(run_dir), "--hidden", "32", "--layers", "1",
             "--max-steps", "40", "--warmup-steps", "5", "--lr", "3e-3", "--batch-frames", "1200", "--log-every", "1",
-            "--checkpoint-every", "10", "--eval-every", "100000", *extra]
+            "--checkpoint-every", "10", "--eval-every", "100000", "--device", "cpu", *extra]
 
 
 def _losses(run_dir):
