@@ -64,14 +64,17 @@ def test_two_process_gloo_ddp(tmp_path):
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
-def test_training_loop_on_gpu(tmp_path):
+@pytest.mark.parametrize("compile", [False, True], ids=["eager", "compiled"])
+def test_training_loop_on_gpu(tmp_path, compile):
     from training.config import TrainConfig
     from training.train import fit
 
     manifest = _tiny_corpus(tmp_path)
     config = TrainConfig(train=[str(manifest)], run_dir=str(tmp_path / "gpu"), hidden=32, layers=1, max_steps=30, warmup_steps=5,
-                         lr=3e-3, batch_frames=1200, device="cuda", eval_every=100000)
+                         lr=3e-3, batch_frames=1200, device="cuda", eval_every=100000, log_every=1, compile=compile)
     fit(config)
     state = torch.load(tmp_path / "gpu" / "last.pt", weights_only=False)
     assert state["step"] == 30
     assert all(torch.isfinite(v).all() for v in state["model"].values())
+    losses = _losses(tmp_path / "gpu")
+    assert losses[30] < losses[1]
