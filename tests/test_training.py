@@ -90,6 +90,50 @@ def test_frequency_warp_moves_bands():
     assert (peaks >= 16).all() and (peaks <= 25).all() and len(set(peaks.tolist())) > 1
 
 
+
+def test_mix_log_mel_matches_the_log_mel_of_the_summed_audio():
+    from livespeech.features import log_mel
+    from training.augment import colored_noise, mix_log_mel
+
+    x = speechlike(1.0)
+    noise = 10 ** (-50 / 20) * colored_noise(len(x), np.random.default_rng(0), "pink")
+    speech, floor, both = (log_mel(torch.from_numpy(v)) for v in (x, noise, x + noise))
+    mixed = mix_log_mel(speech, floor)
+    assert (mixed - both).abs().mean() < 0.25 * (speech - both).abs().mean()  # only the cross term is left out
+    assert (mixed >= torch.maximum(speech, floor) - 1e-4).all()
+
+
+def test_noise_floor_adds_lead_in_and_keeps_the_rest():
+    from livespeech.features import FeatureConfig
+    from training.augment import NoiseFloor
+
+    features = torch.full((3, 40, 80), -5.0)
+    features[2, 30:] = 0.0  # padding of a shorter utterance
+    lengths = torch.tensor([40, 40, 30])
+    untouched = NoiseFloor(FeatureConfig(), p=0.0)(features, lengths)
+    assert untouched[0] is features and untouched[1] is lengths
+    floor = NoiseFloor(FeatureConfig(), p=1.0, level_db=(-60.0, -60.0), max_lead_s=0.5, max_tail_s=0.2)
+    out, new_lengths = floor(features, lengths, torch.Generator().manual_seed(1))
+    added = new_lengths - lengths
+    assert ((added >= 0) & (added <= 70)).all() and added.sum() > 0 and out.shape[1] == new_lengths.max()
+    for b in range(3):
+        assert (out[b, new_lengths[b]:] == 0).all()  # padding stays zero
+        valid = out[b, : new_lengths[b]]
+        assert torch.isfinite(valid).all() and (valid > -13.9).all()
+        assert (valid >= -5.0 - 1e-4).sum() >= lengths[b] * 80  # the speech is still there, under the noise
+    again, _ = floor(features, lengths, torch.Generator().manual_seed(1))
+    torch.testing.assert_close(again, out)  # reproducible from the generator (resumed runs)
+
+
+def test_evaluation_noise_floor_has_its_level_and_lead_in():
+    from training.evaluate import on_noise_floor
+
+    x = speechlike(1.0)
+    y = on_noise_floor(x, np.random.default_rng(0), -60.0, 0.25, 16_000)
+    assert y.dtype == np.float32 and len(y) == len(x) + 4000
+    assert 20 * np.log10(np.sqrt(np.mean(y[:4000] ** 2))) == pytest.approx(-60.0, abs=0.5)
+    assert np.mean((y[4000:] - x) ** 2) == pytest.approx(np.mean(y[:4000] ** 2), rel=0.1)
+
 def test_bucket_sampler_respects_budget_and_covers_all():
     lengths = list(np.random.default_rng(0).integers(10, 300, 500))
     sampler = BucketBatchSampler(lengths, max_frames=1000)
@@ -122,13 +166,33 @@ def test_overfits_a_tiny_batch_and_exports(tmp_path):
 
     manifest = _tiny_corpus(tmp_path)
     config = TrainConfig(train=[str(manifest)], run_dir=str(tmp_path / "run"), hidden=48, layers=1, max_steps=200,
-                         warmup_steps=10, lr=1e-2, batch_frames=4000, spec_augment=False, log_every=50, eval_every=1000, dropout=0.0)
+                         warmup_steps=10, lr=1e-2, batch_frames=4000, spec_augment=False, log_every=50, eval_every=1000, dropout=0.0,
+                         snapshot_every=100)
     fit(config, log=lambda *_: None)
     model_dir = export(tmp_path / "run", tmp_path / "model", name="tiny")
     bundle = load_bundle(model_dir)
     assert bundle.name == "tiny" and (model_dir / "MODEL_CARD.md").exists()
     results = evaluate_model(model_dir, [str(manifest)])
     assert results["corpora"][str(manifest)]["cer"] == 0.0, results["corpora"][str(manifest)]["examples"]
+    snapshots = sorted(p.name for p in (tmp_path / "run" / "snapshots").iterdir())
+    assert snapshots == ["step-0000100.pt", "step-0000200.pt"]
+    averaged = export(tmp_path / "run", tmp_path / "averaged", checkpoint="snapshots/step-0000100.pt", average=["last.pt"])
+    assert "mean of the weights at steps 100, 200" in (averaged / "MODEL_CARD.md").read_text()
+    first, last = (torch.load(tmp_path / "run" / c, weights_only=False)["model"] for c in ("snapshots/step-0000100.pt", "last.pt"))
+    weight = "lstm.weight_ih_l0"
+    torch.testing.assert_close(load_bundle(averaged).model.state_dict()[weight], (first[weight] + last[weight]) / 2)
+
+
+def test_average_weights_refuses_different_models():
+    from training.export import average_weights
+
+    a = {"w": torch.ones(2, 2), "feature_mean": torch.zeros(3), "feature_std": torch.ones(3)}
+    b = {**a, "w": torch.zeros(2, 2)}
+    torch.testing.assert_close(average_weights([a, b])["w"], torch.full((2, 2), 0.5))
+    with pytest.raises(ValueError, match="one model size"):
+        average_weights([a, {**a, "w": torch.ones(3, 2)}])
+    with pytest.raises(ValueError, match="normalisation"):
+        average_weights([a, {**b, "feature_mean": torch.ones(3)}])
 
 
 def test_augmented_training_set_is_reproducible(tmp_path):

@@ -22,6 +22,8 @@ import json
 import sys
 from pathlib import Path
 
+from livespeech.audio import AudioError
+from livespeech.bundle import ModelError
 from training import config as train_config
 
 
@@ -52,7 +54,10 @@ def _fit(args) -> int:
 def _evaluate(args) -> int:
     from training.evaluate import evaluate_model
 
-    results = evaluate_model(Path(args.model), args.corpus, chunk_ms=args.chunk_ms, per_speaker=args.per_speaker, group_by=args.group_by)
+    if args.lead_in < 0 or (args.lead_in and args.noise_floor is None):
+        raise ValueError("--lead-in takes seconds >= 0 and needs --noise-floor")
+    results = evaluate_model(Path(args.model), args.corpus, chunk_ms=args.chunk_ms, per_speaker=args.per_speaker, group_by=args.group_by,
+                             noise_floor_dbfs=args.noise_floor, lead_in_s=args.lead_in)
     print(json.dumps(results, indent=2))
     return 0
 
@@ -62,7 +67,7 @@ def _export(args) -> int:
 
     notes = Path(args.notes).read_text(encoding="utf-8") if args.notes else ""
     folder = export(Path(args.run_dir), Path(args.out), name=args.name, checkpoint=args.checkpoint, metrics_file=args.metrics,
-                    notes=notes, hardware=args.hardware)
+                    notes=notes, hardware=args.hardware, average=args.average or ())
     print(folder)
     return 0
 
@@ -144,6 +149,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--chunk-ms", type=int, default=100, help="streaming chunk length (default 100)")
     p.add_argument("--per-speaker", action="store_true", help="also report each speaker/voice")
     p.add_argument("--group-by", metavar="FIELD", help="also report each value of a manifest field, e.g. kind")
+    p.add_argument("--noise-floor", type=float, default=None, metavar="DBFS",
+                   help="put every utterance on white noise of this RMS level, e.g. -67 (a quiet microphone)")
+    p.add_argument("--lead-in", type=float, default=0.0, metavar="S", help="with --noise-floor: seconds of noise alone before each utterance")
     p.set_defaults(func=_evaluate)
 
     p = sub.add_parser("export", help="write a model folder from a training run")
@@ -154,6 +162,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--metrics", default=None, help="JSON file of evaluation results to put in config and card")
     p.add_argument("--notes", default=None, metavar="FILE", help="markdown file appended to the model card's evaluation section")
     p.add_argument("--hardware", default=None, help="what the model trained on, for the model card (default: this machine's processor)")
+    p.add_argument("--average", nargs="+", default=None, metavar="CHECKPOINT",
+                   help="also average these checkpoints' weights (e.g. snapshots/step-*.pt, see fit --snapshot-every)")
     p.set_defaults(func=_export)
 
     _add_phrases(sub)
@@ -168,7 +178,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("livespeech-train: interrupted", file=sys.stderr)
         return 130
-    except (ValueError, FileNotFoundError, FileExistsError, OSError) as error:
+    except (ValueError, OSError, ModelError, AudioError) as error:
         if args.debug:
             raise
         print(f"livespeech-train: error: {error}", file=sys.stderr)

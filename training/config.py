@@ -43,6 +43,12 @@ class TrainConfig:
     freq_width: int = 15
     time_masks: int = 2
     time_fraction: float = 0.05
+    # low-level noise under and before each utterance, in the log-mel domain (training.augment.NoiseFloor)
+    p_noise_floor: float = 0.5  # probability per utterance (0 off)
+    noise_floor_db_min: float = -90.0  # noise RMS range, dBFS
+    noise_floor_db_max: float = -45.0
+    max_lead_in_s: float = 1.0  # longest noise-only stretch before the speech, seconds
+    max_tail_s: float = 0.3  # and after it
     # on-the-fly waveform augmentation (training.augment.AugmentConfig); off: cached features only
     augment: bool = False
     p_speed: float = 0.5
@@ -61,6 +67,7 @@ class TrainConfig:
     log_every: int = 50
     checkpoint_minutes: float = 5.0
     checkpoint_every: int = 0  # also checkpoint every N steps (0: by time only)
+    snapshot_every: int = 0  # keep the weights every N steps in RUN_DIR/snapshots/ (for export --average; 0: off)
 
     def dims(self, vocab_size: int, n_mels: int) -> ModelDims:
         return ModelDims(n_mels=n_mels, stack=self.stack, hidden=self.hidden, layers=self.layers, vocab_size=vocab_size, dropout=self.dropout)

@@ -14,6 +14,8 @@ import time
 from collections import Counter
 from pathlib import Path
 
+import numpy as np
+
 from livespeech.audio import AudioError, read_audio
 from livespeech.bundle import load_bundle
 from livespeech.recognizer import Recognizer, transcribe_blocks
@@ -55,13 +57,34 @@ def character_confusions(references: list[str], hypotheses: list[str], top: int 
     return [{"type": t, "ref": r, "hyp": h, "count": n} for (t, r, h), n in counts.most_common(top)]
 
 
+def on_noise_floor(samples: np.ndarray, rng: np.random.Generator, level_dbfs: float, lead_in_s: float,
+                   sample_rate: int) -> np.ndarray:
+    """The utterance as a microphone would give it: white noise at ``level_dbfs`` RMS
+    (dBFS) under the whole of it and ``lead_in_s`` seconds of that noise alone before it.
+
+    Args:
+        samples: float32 audio, shape (N,).
+    Returns:
+        float32 audio, shape (N + round(lead_in_s * sample_rate),).
+    """
+    from training.augment import colored_noise
+
+    lead = round(lead_in_s * sample_rate)
+    x = np.concatenate([np.zeros(lead, np.float32), samples])
+    return (x + 10 ** (level_dbfs / 20) * colored_noise(len(x), rng)).astype(np.float32)
+
+
 def evaluate_model(model_dir: Path, corpora: list[str], chunk_ms: int = 100, per_speaker: bool = False,
-                   agreement: bool = True, limit: int | None = None, group_by: str | None = None) -> dict:
+                   agreement: bool = True, limit: int | None = None, group_by: str | None = None,
+                   noise_floor_dbfs: float | None = None, lead_in_s: float = 0.0) -> dict:
     """Evaluate a model folder on corpora (see ``training.data.read_corpus``).
 
     Args:
         per_speaker: also score each speaker/voice.
         group_by: also score each value of this manifest field (e.g. ``kind``).
+        noise_floor_dbfs, lead_in_s: when a level is given, put every utterance on
+            white noise of that level with a lead-in of noise (:func:`on_noise_floor`;
+            the same noise for every model, from a fixed seed).
     Returns:
         ``{"model": name, "chunk_ms": n, "corpora": {spec: {cer, wer, exact, rtf,
         utterances, streaming_offline_agreement, confusions, [speakers], [groups]}}}``.
@@ -69,8 +92,11 @@ def evaluate_model(model_dir: Path, corpora: list[str], chunk_ms: int = 100, per
     bundle = load_bundle(Path(model_dir))
     recognizer = Recognizer(bundle)
     results = {"model": bundle.name, "chunk_ms": chunk_ms, "corpora": {}}
+    if noise_floor_dbfs is not None:
+        results["noise_floor"] = {"dbfs": noise_floor_dbfs, "lead_in_s": lead_in_s}
     for spec in corpora:
         utterances = read_corpus(spec)[:limit]
+        rng = np.random.default_rng(0)
         refs, hyps, offline, speakers, groups = [], [], [], [], []
         audio_s = processing_s = 0.0
         for u in utterances:
@@ -78,6 +104,8 @@ def evaluate_model(model_dir: Path, corpora: list[str], chunk_ms: int = 100, per
                 samples = read_audio(Path(u.audio), bundle.features.sample_rate)
             except AudioError:
                 continue
+            if noise_floor_dbfs is not None:
+                samples = on_noise_floor(samples, rng, noise_floor_dbfs, lead_in_s, bundle.features.sample_rate)
             recognizer.reset()
             t0 = time.perf_counter()
             transcript = transcribe_blocks(recognizer, [samples], chunk_ms)

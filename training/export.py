@@ -59,8 +59,8 @@ Streaming character-level LSTM-CTC speech recognizer for livespeech.
   throughput {training.get('audio_seconds_per_second')} s of audio per second.
 - Hardware: {training.get('hardware', platform.processor() or platform.machine())}.
 - Optimiser: AdamW, lr {config.get('lr')}, warm-up {config.get('warmup_steps')} steps, cosine decay over the
-  last {config.get('decay_fraction')} of {config.get('max_steps')} steps; SpecAugment {config.get('spec_augment')}.
-- Synthetic speech never uses the held-out voice `slt` (flite's `slt`, festival's `cmu_us_slt_arctic_hts`).
+  last {config.get('decay_fraction')} of {config.get('max_steps')} steps; SpecAugment {config.get('spec_augment')}; noise floor and lead-in on {config.get('p_noise_floor', 0.0):.0%} of utterances.
+{f"- Weights: the mean of the weights at steps {', '.join(str(s) for s in training['averaged_steps'])}." + chr(10) if training.get('averaged_steps') else ''}- Synthetic speech never uses the held-out voice `slt` (flite's `slt`, festival's `cmu_us_slt_arctic_hts`).
 
 ## Evaluation
 Measured with `livespeech-train evaluate` (the streaming recognizer, 100 ms chunks, one thread):
@@ -75,19 +75,52 @@ Measured with `livespeech-train evaluate` (the streaming recognizer, 100 ms chun
 """
 
 
+def _load_checkpoint(run_dir: Path, checkpoint: str) -> dict:
+    path = run_dir / checkpoint  # an absolute ``checkpoint`` replaces run_dir
+    if not path.exists():
+        raise FileNotFoundError(f"no checkpoint {path}")
+    return torch.load(path, map_location="cpu", weights_only=False)
+
+
+def average_weights(states: list[dict]) -> dict:
+    """Element-wise mean of model state dicts of one architecture: stochastic weight
+    averaging of points along one run (Izmailov et al., 2018, "Averaging Weights Leads
+    to Wider Optima and Better Generalization"), or a uniform "model soup" of
+    fine-tunings of one model (Wortsman et al., 2022).
+
+    Raises:
+        ValueError: the states differ in tensors, shapes or feature normalisation.
+    """
+    first = states[0]
+    for state in states[1:]:
+        if state.keys() != first.keys() or any(state[k].shape != first[k].shape for k in first):
+            raise ValueError("checkpoints to average must be of one model size")
+        if not all(torch.equal(state[k], first[k]) for k in ("feature_mean", "feature_std")):
+            raise ValueError("checkpoints to average must share their feature normalisation (one run or its fine-tunings)")
+    mean = {k: torch.stack([s[k].float() for s in states]).mean(0).to(first[k].dtype) for k in first}
+    mean["feature_mean"], mean["feature_std"] = first["feature_mean"], first["feature_std"]  # exact, as the config stores them
+    return mean
+
+
 def export(run_dir: Path, out: Path, name: str | None = None, checkpoint: str = "last.pt", metrics_file: str | None = None,
-           notes: str = "", hardware: str | None = None) -> Path:
+           notes: str = "", hardware: str | None = None, average: list[str] | tuple[str, ...] = ()) -> Path:
     """Write the model of ``run_dir/checkpoint`` to the model folder ``out``.
 
+    Args:
+        average: more checkpoints (paths relative to ``run_dir``, e.g.
+            ``snapshots/step-0001000.pt``, or absolute); the exported weights are the
+            mean of these and ``checkpoint``'s (:func:`average_weights`), the rest of
+            the metadata is ``checkpoint``'s.
     Raises:
         FileNotFoundError: no such checkpoint.
         FileExistsError: ``out`` already holds a model.
+        ValueError: checkpoints that cannot be averaged.
     """
     run_dir, out = Path(run_dir), Path(out)
-    path = run_dir / checkpoint
-    if not path.exists():
-        raise FileNotFoundError(f"no checkpoint {path}")
-    state = torch.load(path, map_location="cpu", weights_only=False)
+    state = _load_checkpoint(run_dir, checkpoint)
+    if average:
+        others = [_load_checkpoint(run_dir, c) for c in average]
+        state["model"] = average_weights([state["model"]] + [o["model"] for o in others])
     config = state["config"]
     vocabulary = Vocabulary(state.get("vocabulary", Vocabulary().tokens))
     features = FeatureConfig(**state["features"]) if "features" in state else FeatureConfig()
@@ -97,6 +130,8 @@ def export(run_dir: Path, out: Path, name: str | None = None, checkpoint: str = 
     model.load_state_dict(state["model"])
     metrics = json.loads(Path(metrics_file).read_text()) if metrics_file else {}
     training = _training_summary(run_dir, state.get("step"))
+    if average:
+        training["averaged_steps"] = sorted([state.get("step")] + [o.get("step") for o in others])
     if hardware:
         training["hardware"] = hardware
     parameters = sum(p.numel() for p in model.parameters())

@@ -31,7 +31,7 @@ from livespeech.decoding import greedy_text
 from livespeech.features import FeatureConfig
 from livespeech.model import CTCModel
 from livespeech.text import BLANK, Vocabulary
-from training.augment import frequency_warp, spec_augment
+from training.augment import NoiseFloor, frequency_warp, spec_augment
 from training.config import TrainConfig
 from training.data import AugmentedTrainingSet, BucketBatchSampler, FeatureCache, TrainingSet, collate, read_corpus
 
@@ -137,6 +137,7 @@ def evaluate_cer(model: CTCModel, cache: FeatureCache, vocabulary: Vocabulary, d
 
 def save_checkpoint(path: Path, state: dict) -> None:
     """Write atomically: a temporary file, then rename over the old checkpoint."""
+    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
     torch.save(state, tmp)
     os.replace(tmp, path)
@@ -195,9 +196,12 @@ def build_optimizer(model: CTCModel, config: TrainConfig) -> torch.optim.Optimiz
     return torch.optim.AdamW(groups, lr=config.lr)
 
 
-def train_step(model: CTCModel, trainable, optimizer, batch, config: TrainConfig, lr: float, device: str, autocast) -> tuple[float, float]:
+def train_step(model: CTCModel, trainable, optimizer, batch, config: TrainConfig, lr: float, device: str, autocast,
+               noise_floor: NoiseFloor | None = None) -> tuple[float, float]:
     """One optimiser step on a collated batch; returns (loss, gradient norm)."""
     x, lengths, targets, target_lengths = batch
+    if noise_floor is not None:
+        x, lengths = noise_floor(x, lengths)
     x, lengths = x.to(device), lengths.to(device)
     if config.freq_warp > 0:
         x = frequency_warp(x, config.freq_warp)
@@ -262,6 +266,10 @@ def fit(config: TrainConfig, log=None) -> Path:
         trainable = torch.compile(trainable)
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.startswith("cuda") else nullcontext()
     reporter = Reporter(run_dir, config.max_steps, step, log, enabled=dist.is_main)
+    noise_floor = None
+    if config.p_noise_floor > 0:
+        noise_floor = NoiseFloor(features, config.p_noise_floor, (config.noise_floor_db_min, config.noise_floor_db_max),
+                                 config.max_lead_in_s, config.max_tail_s, seed=config.seed)
 
     def checkpoint_state() -> dict:
         rngs = [None] * dist.world_size
@@ -271,6 +279,10 @@ def fit(config: TrainConfig, log=None) -> Path:
             rngs = [rng_state()]
         return {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "step": step, "epoch": epoch,
                 "batch_in_epoch": batch_in_epoch, "best": best, "rng": rngs, "config": config.to_dict(),
+                "vocabulary": list(vocabulary.tokens), "features": features.to_dict()}
+
+    def weights_only_state(step: int) -> dict:
+        return {"model": model.state_dict(), "step": step, "config": config.to_dict(),
                 "vocabulary": list(vocabulary.tokens), "features": features.to_dict()}
 
     last_save = time.time()
@@ -286,7 +298,7 @@ def fit(config: TrainConfig, log=None) -> Path:
         loader = torch.utils.data.DataLoader(dataset, batch_sampler=batches[batch_in_epoch:], collate_fn=collate,
                                              num_workers=config.workers, generator=loader_rng)
         for index, batch in enumerate(loader, start=batch_in_epoch):
-            loss, grad_norm = train_step(model, trainable, optimizer, batch, config, lr_at(step, config), device, autocast)
+            loss, grad_norm = train_step(model, trainable, optimizer, batch, config, lr_at(step, config), device, autocast, noise_floor)
             step, batch_in_epoch = step + 1, index + 1
             row = reporter.step(step, loss, lr_at(step - 1, config), int(batch[1].sum()) * dist.world_size,
                                 len(batches[index]) * dist.world_size, features.frame_seconds)
@@ -298,8 +310,9 @@ def fit(config: TrainConfig, log=None) -> Path:
                 mean_cer = sum(r["cer"] for r in results.values()) / len(results)
                 if mean_cer < best:
                     best = mean_cer
-                    save_checkpoint(run_dir / "best.pt", {"model": model.state_dict(), "step": step, "eval": results, "config": config.to_dict(),
-                                                          "vocabulary": list(vocabulary.tokens), "features": features.to_dict()})
+                    save_checkpoint(run_dir / "best.pt", {**weights_only_state(step), "eval": results})
+            if config.snapshot_every > 0 and step % config.snapshot_every == 0 and dist.is_main:
+                save_checkpoint(run_dir / "snapshots" / f"step-{step:07d}.pt", weights_only_state(step))
             due = time.time() - last_save > config.checkpoint_minutes * 60
             due = due or (config.checkpoint_every > 0 and step % config.checkpoint_every == 0)
             if dist.agree(due or step >= config.max_steps):
