@@ -123,6 +123,10 @@ def test_noise_floor_adds_lead_in_and_keeps_the_rest():
         assert (valid >= -5.0 - 1e-4).sum() >= lengths[b] * 80  # the speech is still there, under the noise
     again, _ = floor(features, lengths, torch.Generator().manual_seed(1))
     torch.testing.assert_close(again, out)  # reproducible from the generator (resumed runs)
+    short_pool = NoiseFloor(FeatureConfig(), p=1.0, pool_s=0.1)  # 10 frames of noise for 40-frame utterances
+    assert torch.isfinite(short_pool(features, lengths)[0]).all()
+    with pytest.raises(ValueError):
+        NoiseFloor(FeatureConfig(), p=1.5)
 
 
 def test_evaluation_noise_floor_has_its_level_and_lead_in():

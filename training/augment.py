@@ -2,7 +2,8 @@
 
 Waveform functions take and return float32 numpy audio at 16 kHz, shape (N,), and
 draw their randomness from the ``numpy.random.Generator`` they are given, so a corpus
-is reproducible from its seed.  :func:`spec_augment` works on batched features.
+is reproducible from its seed.  :class:`NoiseFloor`, :func:`frequency_warp` and
+:func:`spec_augment` work on batched log-mel features.
 """
 
 from __future__ import annotations
@@ -209,6 +210,8 @@ class NoiseFloor:
                  max_lead_s: float = 1.0, max_tail_s: float = 0.3, pool_s: float = 60.0, seed: int = 0):
         from livespeech.features import log_mel
 
+        if not 0 <= p <= 1 or level_db[0] > level_db[1] or min(max_lead_s, max_tail_s) < 0 or pool_s <= 0:
+            raise ValueError("noise floor: p must be in [0, 1], the lowest level at most the highest, durations >= 0")
         self.p, self.level_db = p, level_db
         self.max_lead = round(max_lead_s / features.frame_seconds)
         self.max_tail = round(max_tail_s / features.frame_seconds)
@@ -226,8 +229,6 @@ class NoiseFloor:
         Returns:
             (features (B, T', F) zero past each new length, new lengths (B,)); utterances
             not drawn are unchanged.
-        Raises:
-            ValueError: an utterance longer than the noise pool.
         """
         from livespeech.features import LOG_FLOOR
 
@@ -240,16 +241,15 @@ class NoiseFloor:
         color = torch.randint(0, len(self.COLORS), (B,), generator=generator)
         low, high = self.level_db
         power = 10 ** ((low + (high - low) * torch.rand(B, generator=generator)) / 10)  # mean square, full scale = 1
+        offset = torch.randint(0, self.pool.shape[1], (B,), generator=generator)
         new_lengths = lengths + lead + tail
-        if int(new_lengths.max()) > self.pool.shape[1]:
-            raise ValueError(f"an utterance of {int(new_lengths.max())} frames is longer than the noise pool")
-        offset = (torch.rand(B, generator=generator) * (self.pool.shape[1] - new_lengths + 1)).long()
         out = features.new_zeros(B, int(new_lengths.max()), F)
         for b in range(B):
             length, start, total = int(lengths[b]), int(lead[b]), int(new_lengths[b])
             speech = features[b, :length]
             if chosen[b]:
-                noise = power[b] * (self.pool[color[b], offset[b] : offset[b] + total] - LOG_FLOOR)  # mel power
+                frames = (offset[b] + torch.arange(total)) % self.pool.shape[1]  # the pool wraps around for long utterances
+                noise = power[b] * (self.pool[color[b], frames] - LOG_FLOOR)  # mel power
                 out[b, :total] = torch.log(noise + LOG_FLOOR)
                 speech = mix_log_mel(speech, out[b, start : start + length])
             out[b, start : start + length] = speech
