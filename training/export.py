@@ -42,6 +42,8 @@ def model_card(name: str, config: dict, dims: ModelDims, parameters: int, traini
     data = "\n".join(f"- `{spec}`" for spec in config.get("train", []))
     uses_fsdd = any("fsdd" in spec for spec in config.get("train", []))
     uses_kokoro = any("kokoro" in spec for spec in config.get("train", []))
+    averaged = training.get("averaged_steps")
+    weights = f"- Weights: the mean of the weights at steps {', '.join(map(str, averaged))}.\n" if averaged else ""
     return f"""# {name}
 
 Streaming character-level LSTM-CTC speech recognizer for livespeech.
@@ -60,7 +62,7 @@ Streaming character-level LSTM-CTC speech recognizer for livespeech.
 - Hardware: {training.get('hardware', platform.processor() or platform.machine())}.
 - Optimiser: AdamW, lr {config.get('lr')}, warm-up {config.get('warmup_steps')} steps, cosine decay over the
   last {config.get('decay_fraction')} of {config.get('max_steps')} steps; SpecAugment {config.get('spec_augment')}; noise floor and lead-in on {config.get('p_noise_floor', 0.0):.0%} of utterances.
-{f"- Weights: the mean of the weights at steps {', '.join(str(s) for s in training['averaged_steps'])}." + chr(10) if training.get('averaged_steps') else ''}- Synthetic speech never uses the held-out voice `slt` (flite's `slt`, festival's `cmu_us_slt_arctic_hts`).
+{weights}- Synthetic speech never uses the held-out voice `slt` (flite's `slt`, festival's `cmu_us_slt_arctic_hts`).
 
 ## Evaluation
 Measured with `livespeech-train evaluate` (the streaming recognizer, 100 ms chunks, one thread):
