@@ -139,10 +139,16 @@ def exited(pid: int) -> bool:
 # ----------------------------------------------------------------------------- runs
 
 
+DECODER = None  # "greedy", "beam" or None (the model's default), from --decoder
+
+
 async def run_app(bundle, source: FileSource, seconds: float | None, stall_at: float | None = None,
                   warmup: float = 2.0, sample_every: float | None = None) -> dict:
     """Play ``source`` through the headless app for ``seconds`` (None: to its end)."""
-    app = build_app(bundle, "commands", lambda: source, save_dir=Path(tempfile.gettempdir()))
+    from livespeech.beam import DecoderChoice, word_decoder_for
+
+    app = build_app(bundle, "commands", lambda: source, save_dir=Path(tempfile.gettempdir()),
+                    word_decoder=word_decoder_for(bundle, DecoderChoice(DECODER)))
     samples = []
     async with app.run_test(size=SIZE) as pilot:
         status, spectrogram = app.query_one(StatusBar), app.query_one(Spectrogram)
@@ -256,7 +262,10 @@ def main() -> None:
     ap.add_argument("--hour-s", type=float, default=3600.0, help="audio seconds of the memory run (default 3600)")
     ap.add_argument("--speed", type=float, default=None, help="playback speed of the memory run (default: as fast as it is recognised)")
     ap.add_argument("--json", type=Path, help="also write the results here")
+    ap.add_argument("--decoder", choices=("greedy", "beam"), help="the transcript's decoder (default: beam when the model has a language model)")
     args = ap.parse_args()
+    global DECODER
+    DECODER = args.decoder
 
     import torch
 
@@ -266,7 +275,7 @@ def main() -> None:
     bundle = load_bundle(folder)
     audio = speech_file(args.audio, workdir)
     results = {"model": str(folder), "model_choice": how, "audio": str(audio), "cpu_count": os.cpu_count(),
-               "load_average": os.getloadavg(), "chunk_ms": 100}
+               "load_average": os.getloadavg(), "chunk_ms": 100, "decoder": args.decoder or "model's default"}
     steps = {"latency": lambda: measure_latency(bundle, audio, args.seconds),
              "stall": lambda: measure_stall(bundle, audio),
              "memory": lambda: measure_memory(bundle, audio, args.hour_s, args.speed),

@@ -26,7 +26,7 @@ Every system runs in its own process (``bench/_peer_worker.py``), one thread
 (``OMP_NUM_THREADS=1`` and the system's own setting), and reports per-file hypotheses,
 recognition time and peak RSS.  Here:
 
-- WER, CER: jiwer over the whole set, after :func:`spoken_form` on reference and
+- WER, CER: jiwer over the whole set, after :func:`training.spoken.spoken_form` on reference and
   hypothesis alike (lower case, numbers, times, ordinals, $ and % spelled as words,
   punctuation removed, "oh" counted as "zero");
 - digit acc.: FSDD only, the share of files whose whole hypothesis is the digit word;
@@ -62,9 +62,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from livespeech.text import normalize  # noqa: E402
 from training.data import read_corpus  # noqa: E402
-from training.text import ONES, ORDINALS, TEENS, TENS, number_words  # noqa: E402
+from training.spoken import spoken_form  # noqa: E402
+from training.text import ONES, ORDINALS, TEENS, TENS  # noqa: E402
 
 WORKER = Path(__file__).resolve().parent / "_peer_worker.py"
 FSDD = ROOT.parent / "shared" / "data" / "fsdd" / "recordings"
@@ -122,83 +122,6 @@ def audio_seconds(items: list[Item]) -> float:
     import soundfile as sf
 
     return sum(sf.info(item.audio).duration for item in items)
-
-
-# --- text ------------------------------------------------------------------------------
-
-
-def ordinal_words(n: int) -> str:
-    """English ordinal of 1 <= n (``21`` -> ``twenty first``)."""
-    if 1 <= n <= len(ORDINALS):
-        return ORDINALS[n - 1]
-    if n < 100:
-        tens, ones = divmod(n, 10)
-        return TENS[tens - 2][:-1] + "ieth" if ones == 0 else f"{TENS[tens - 2]} {ORDINALS[ones - 1]}"
-    return cardinal_words(n) + "th"
-
-
-def cardinal_words(n: int) -> str:
-    """English words of n below a million, digit by digit above."""
-    return number_words(n) if n < 1_000_000 else " ".join(ONES[int(c)] for c in str(n))
-
-
-def year_words(n: int) -> str:
-    """A year as said: ``1959`` -> ``nineteen fifty nine``, ``2005`` -> ``two thousand and five``."""
-    if 2000 <= n < 2010:
-        return "two thousand" + (f" and {ONES[n - 2000]}" if n > 2000 else "")
-    century, rest = divmod(n, 100)
-    tail = "hundred" if rest == 0 else f"oh {ONES[rest]}" if rest < 10 else number_words(rest)
-    return f"{number_words(century)} {tail}"
-
-
-def _number(match: re.Match) -> str:
-    text = match.group()
-    whole, _, fraction = text.partition(".")
-    if fraction:
-        return f" {cardinal_words(int(whole.replace(',', '')))} point {' '.join(ONES[int(c)] for c in fraction)} "
-    if "," in whole:
-        return f" {cardinal_words(int(whole.replace(',', '')))} "
-    n = int(whole)
-    if len(whole) > 1 and whole[0] == "0" or len(whole) >= 5:
-        return " " + " ".join(ONES[int(c)] for c in whole) + " "  # a digit string: "0347", "14896906"
-    if len(whole) == 4 and 1900 <= n < 2100:
-        return f" {year_words(n)} "
-    return f" {cardinal_words(n)} "
-
-
-def _time(match: re.Match) -> str:
-    hour, minute, suffix = int(match.group(1)), int(match.group(2)), match.group(3) or ""
-    if minute == 0:
-        said = "" if suffix else " o'clock"
-    else:
-        said = f" oh {ONES[minute]}" if minute < 10 else f" {number_words(minute)}"
-    return f" {number_words(hour)}{said} {suffix.strip()} "
-
-
-def spoken_form(text: str) -> str:
-    """Text as words, the same way for every system and reference: lower case, ASCII,
-    ``$5`` / ``5%`` / ``5°`` as "five dollars" / "five percent" / "five degrees",
-    clock times (``5:30 p.m.``, ``5.30pm`` -> "five thirty pm"), ordinals (``10th`` -> "tenth"),
-    years 1900-2099, digit strings (a leading zero, 5+ digits, or groups joined by
-    hyphens) digit by digit,
-    other numbers as cardinals, then :func:`livespeech.text.normalize` (punctuation
-    removed), apostrophes at word edges dropped and "oh" counted as "zero".
-
-    >>> spoken_form("Set a timer for 10 minutes at 1:05 p.m. on March 9th, 2037.")
-    'set a timer for ten minutes at one zero five pm on march ninth twenty thirty seven'
-    """
-    text = text.lower().replace("\u2019", "'")
-    text = re.sub(r"\b([ap])\.\s?m\.?", r"\1m", text)
-    text = re.sub(r"\$\s*(\d[\d,]*(?:\.\d+)?)", r"\1 dollars", text)
-    text = re.sub(r"(\d)\s*%", r"\1 percent", text)
-    text = re.sub(r"\s*\u00b0(?:\s*[cf]\b)?", " degrees", text)
-    text = re.sub(r"\b(\d{1,2}):(\d\d)\b(\s*[ap]m\b)?", _time, text)
-    text = re.sub(r"\b(\d{1,2})\.(\d\d)(\s*[ap]m)\b", _time, text)  # 11.45pm
-    text = re.sub(r"\d+(?:-\d+)+", lambda m: " ".join(ONES[int(c)] for c in m.group() if c.isdigit()), text)  # 555-0134
-    text = re.sub(r"\b(\d+)(?:st|nd|rd|th)\b", lambda m: f" {ordinal_words(int(m.group(1)))} ", text)
-    text = re.sub(r"\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?", _number, text)
-    words = [w.strip("'") for w in normalize(text).split()]
-    return " ".join("zero" if w == "oh" else w for w in words if w)
 
 
 # --- systems ---------------------------------------------------------------------------
@@ -377,7 +300,7 @@ def section(header: dict, tables: dict, notes: list[str]) -> str:
     for name, (title, rows) in tables.items():
         lines += [f"### {title}", "", *table(rows), ""]
     lines += ["How to read it: WER and CER with jiwer over the whole set, after the same normalisation of references and "
-              "hypotheses (`spoken_form` in bench/peers.py: lower case, numbers, times, ordinals, $ and % as words, "
+              "hypotheses (`spoken_form` in training/spoken.py: lower case, numbers, times, ordinals, $ and % as words, "
               "punctuation removed, \"oh\" = \"zero\"). Digit acc.: the whole hypothesis is the digit word (FSDD). "
               "RTF (1 thread): CPU time of recognition (the worker's user + system time, all its threads) / audio "
               "duration, one thread asked of every system; audio reading and resampling not counted, one untimed "

@@ -6,8 +6,17 @@ and decoding are, exactly as `livespeech transcribe` reports in `processing_s`.
 
     .venv/bin/python bench/rtf.py                       # FSDD test split + assets/samples
     .venv/bin/python bench/rtf.py --model base --chunk-ms 100 FILE...
+    .venv/bin/python bench/rtf.py --model base-small base --rounds 3   # models side by side
+    .venv/bin/python bench/rtf.py --model /tmp/base_lm --decoders greedy beam --rounds 3
 
-Prints one JSON object: files, audio seconds, RTF per set, threads, machine.
+Several models are measured in the same run, taking turns set by set for ``--rounds``
+rounds (each model's RTF is its median round), so the same machine load falls on each
+of them; ``ratio`` is each model's RTF over the first model's.  Each model is run
+with every decoder of ``--decoders`` (default: greedy, and beam search with its
+language model when the folder has one); ``beam_over_greedy`` is beam's RTF over
+greedy's for the same model (the issue's budget: at most 1.5).
+
+Prints one JSON object: files, audio seconds, RTF per set and model, threads, the CPU model.
 """
 
 from __future__ import annotations
@@ -29,6 +38,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from livespeech.audio import read_audio  # noqa: E402
+from livespeech.beam import DecoderChoice, word_decoder_for  # noqa: E402
 from livespeech.bundle import load_bundle  # noqa: E402
 from livespeech.recognizer import Recognizer, transcribe_blocks  # noqa: E402
 from livespeech.registry import find_model  # noqa: E402
@@ -46,16 +56,34 @@ def measure(recognizer: Recognizer, signals: list[np.ndarray], chunk_ms: int) ->
     return {"files": len(signals), "audio_s": round(audio, 2), "processing_s": round(processing, 3), "rtf": round(processing / audio, 4)}
 
 
+def cpu_model() -> str:
+    """The processor's model name from /proc/cpuinfo (CPUs differ 3x on the same code), else platform's."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("files", nargs="*", type=Path)
-    parser.add_argument("--model", default=None)
+    parser.add_argument("--model", nargs="+", default=[None], help="one or more models (names or folders), measured side by side")
     parser.add_argument("--chunk-ms", type=int, default=100)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--rounds", type=int, default=1, help="rounds of every model on every set; the median round is reported")
+    parser.add_argument("--decoders", nargs="+", choices=("greedy", "beam"), default=None,
+                        help="decoders to run each model with (default: greedy, and beam when the model has a language model)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    bundle = load_bundle(find_model(args.model))
-    recognizer = Recognizer(bundle)
+    systems = []  # (bundle, decoder name)
+    for m in args.model:
+        bundle = load_bundle(find_model(m))
+        for decoder in args.decoders or (["greedy", "beam"] if bundle.language_model else ["greedy"]):
+            systems.append((bundle, decoder))
+    recognizers = [Recognizer(b, word_decoder=word_decoder_for(b, DecoderChoice(d))) for b, d in systems]
     sets = {}
     if args.files:
         sets["files"] = [read_audio(p) for p in args.files]
@@ -65,12 +93,26 @@ def main() -> None:
         samples = [read_audio(p) for p in sorted((ROOT / "assets" / "samples").glob("*.wav"))]
         sets["assets"] = samples
         sets["long_60s"] = [np.concatenate([np.concatenate([s, np.zeros(8000, np.float32)]) for s in samples] * 10)[: 60 * 16000]]
-    measure(recognizer, sets[next(iter(sets))][:5], args.chunk_ms)  # warm-up
+    for recognizer in recognizers:
+        measure(recognizer, sets[next(iter(sets))][:5], args.chunk_ms)  # warm-up
     t0 = time.perf_counter()
-    results = {name: measure(recognizer, signals, args.chunk_ms) for name, signals in sets.items()}
-    print(json.dumps({"model": bundle.name, "parameters": sum(p.numel() for p in bundle.model.parameters()),
-                      "chunk_ms": args.chunk_ms, "threads": torch.get_num_threads(), "machine": platform.processor() or platform.machine(),
-                      "cpus": os.cpu_count(), "torch": torch.__version__, "wall_s": round(time.perf_counter() - t0, 2), "results": results}, indent=2))
+    rounds: dict[tuple[int, str], list[dict]] = {}
+    for _ in range(args.rounds):
+        for name, signals in sets.items():
+            for k, recognizer in enumerate(recognizers):
+                rounds.setdefault((k, name), []).append(measure(recognizer, signals, args.chunk_ms))
+    median = {key: sorted(rows, key=lambda r: r["rtf"])[args.rounds // 2] for key, rows in rounds.items()}
+    models = []
+    for k, (bundle, decoder) in enumerate(systems):
+        results = {name: {**median[(k, name)], "ratio": round(median[(k, name)]["rtf"] / median[(0, name)]["rtf"], 2)} for name in sets}
+        greedy = next((j for j, (b, d) in enumerate(systems) if b is bundle and d == "greedy"), None)
+        if decoder == "beam" and greedy is not None:
+            for name in sets:
+                results[name]["beam_over_greedy"] = round(median[(k, name)]["rtf"] / median[(greedy, name)]["rtf"], 3)
+        models.append({"model": bundle.name, "decoder": decoder, "parameters": sum(p.numel() for p in bundle.model.parameters()),
+                       "results": results})
+    print(json.dumps({"chunk_ms": args.chunk_ms, "threads": torch.get_num_threads(), "cpu": cpu_model(), "cpus": os.cpu_count(),
+                      "torch": torch.__version__, "rounds": args.rounds, "wall_s": round(time.perf_counter() - t0, 2), "models": models}, indent=2))
 
 
 if __name__ == "__main__":

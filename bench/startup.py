@@ -11,6 +11,11 @@ from launch until it listens; plus what importing the command line costs.
   of the transcribe command's imports goes, by top-level package.
 
     nice -n 19 .venv/bin/python bench/startup.py [--runs 5]
+    nice -n 19 .venv/bin/python bench/startup.py --model /tmp/base_lm --decoder greedy beam   # what loading the LM adds
+
+``--model`` runs the commands with that model; ``--decoder`` runs them once per
+decoder (``--decoder greedy`` / ``beam``), so a model with a language model shows what
+loading it adds.
 
 Prints one JSON object; times are medians of ``--runs`` runs, in seconds.
 """
@@ -57,21 +62,21 @@ def one_second_file(folder: Path) -> Path:
     return path
 
 
-def time_transcribe(command: list[str], path: Path) -> float:
+def time_transcribe(command: list[str], path: Path, options: tuple[str, ...] = ()) -> float:
     """Seconds from launching ``livespeech transcribe PATH`` to its exit.
 
     Raises:
         RuntimeError: the command failed.
     """
     t0 = time.perf_counter()
-    p = subprocess.run([*command, "transcribe", str(path)], capture_output=True, text=True, cwd=ROOT)
+    p = subprocess.run([*command, "transcribe", *options, str(path)], capture_output=True, text=True, cwd=ROOT)
     elapsed = time.perf_counter() - t0
     if p.returncode != 0:
         raise RuntimeError(f"transcribe exited {p.returncode}: {p.stderr.strip()[-300:]}")
     return elapsed
 
 
-def time_live(command: list[str], path: Path, folder: Path, timeout: float = 60.0) -> tuple[float, float]:
+def time_live(command: list[str], path: Path, folder: Path, timeout: float = 60.0, options: tuple[str, ...] = ()) -> tuple[float, float]:
     """Seconds from launching ``livespeech --input PATH`` in a pseudo-terminal until it
     listens, and from pressing ``q`` until it has exited.
 
@@ -84,7 +89,7 @@ def time_live(command: list[str], path: Path, folder: Path, timeout: float = 60.
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", *TERMINAL, 0, 0))
     env = dict(os.environ, LIVESPEECH_READY_FILE=str(ready), TERM=os.environ.get("TERM", "xterm-256color"))
     t0 = time.perf_counter()
-    child = subprocess.Popen([*command, "--input", str(path)], stdin=slave, stdout=slave, stderr=slave, env=env,
+    child = subprocess.Popen([*command, *options, "--input", str(path)], stdin=slave, stdout=slave, stderr=slave, env=env,
                              cwd=folder, start_new_session=True)
     os.close(slave)
     screen = bytearray()
@@ -154,21 +159,32 @@ def import_report(module: str) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=5, help="runs of each measurement (median reported; default 5)")
+    parser.add_argument("--model", help="model name or folder (default: the default model)")
+    parser.add_argument("--decoder", nargs="+", choices=("greedy", "beam"), default=[None],
+                        help="measure with each of these decoders (default: the model's default)")
     args = parser.parse_args()
     command = livespeech_command()
+    rows = {}
     with tempfile.TemporaryDirectory(prefix="livespeech-startup-") as tmp:
         folder = Path(tmp)
         path = one_second_file(folder)
-        transcribe = [time_transcribe(command, path) for _ in range(args.runs)]
-        live = [time_live(command, SAMPLE, folder) for _ in range(args.runs)]
+        for decoder in args.decoder:
+            options = (*(("--model", args.model) if args.model else ()), *(("--decoder", decoder) if decoder else ()))
+            transcribe, live = [], []
+            for _ in range(args.runs):  # taking turns, so the machine's load falls on both alike
+                transcribe.append(time_transcribe(command, path, options))
+                live.append(time_live(command, SAMPLE, folder, options=options))
+            rows[decoder or "default"] = {
+                "transcribe_one_second_s": round(statistics.median(transcribe), 2),
+                "transcribe_runs_s": [round(t, 2) for t in transcribe],
+                "live_until_listening_s": round(statistics.median(t for t, _ in live), 2),
+                "live_runs_s": [round(t, 2) for t, _ in live],
+                "live_quit_s": round(statistics.median(q for _, q in live), 2),
+            }
     print(json.dumps({
         "command": " ".join(Path(c).name if i == 0 else c for i, c in enumerate(command)),
-        "runs": args.runs,
-        "transcribe_one_second_s": round(statistics.median(transcribe), 2),
-        "transcribe_runs_s": [round(t, 2) for t in transcribe],
-        "live_until_listening_s": round(statistics.median(t for t, _ in live), 2),
-        "live_runs_s": [round(t, 2) for t, _ in live],
-        "live_quit_s": round(statistics.median(q for _, q in live), 2),
+        "model": args.model, "runs": args.runs,
+        **(rows.pop("default") if list(rows) == ["default"] else {"decoders": rows}),
         "imports": [import_report("livespeech.cli"), import_report("livespeech.transcribe"), import_report("livespeech.ui.app")],
         "cpus": os.cpu_count(), "load_1min": round(os.getloadavg()[0], 2),
     }, indent=2))

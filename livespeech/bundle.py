@@ -1,9 +1,14 @@
 """Model folders: ``models/NAME/`` with ``config.json``, ``model.safetensors`` and
-``MODEL_CARD.md``.
+``MODEL_CARD.md``, and optionally a word language model and its lexicon, listed in
+``config.json`` (:mod:`livespeech.lm`).
 
 Only JSON and safetensors are read, never pickles.  Loading checks the config's
 format version and fields, and every tensor's name, shape and dtype against the
-model the config describes before any weight is used.
+model the config describes before any weight is used.  The language model files are
+checked for presence and size; they are read only when a beam search is built
+(:func:`livespeech.beam.word_decoder_for`), and a problem with them is kept in
+:attr:`Bundle.language_model_problem` rather than raised, since greedy decoding
+does not need them.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from pathlib import Path
 import torch
 
 from livespeech.features import FeatureConfig
+from livespeech.lm import LanguageModelError, LanguageModelFiles, language_model_files
 from livespeech.model import CTCModel, ModelDims
 from livespeech.text import Vocabulary
 
@@ -32,7 +38,8 @@ class ModelError(Exception):
 @dataclass
 class Bundle:
     """A loaded model: the network in eval mode, its front-end parameters, vocabulary
-    and the rest of its config (name, metrics, training data, license)."""
+    and the rest of its config (name, metrics, training data, license); its language
+    model files when it has checked ones, else None and, when they are broken, why."""
 
     name: str
     path: Path
@@ -40,6 +47,8 @@ class Bundle:
     features: FeatureConfig
     vocabulary: Vocabulary
     config: dict
+    language_model: LanguageModelFiles | None = None
+    language_model_problem: str | None = None
 
     @property
     def seconds_per_step(self) -> float:
@@ -138,7 +147,12 @@ def load_bundle(folder: Path) -> Bundle:
     model = CTCModel(dims)  # built only now that its size is known to be sane
     model.load_state_dict(state)
     model.eval()
-    return Bundle(config.get("name", folder.name), folder, model, features, vocabulary, config)
+    language_model, problem = None, None
+    try:
+        language_model = language_model_files(folder, config)
+    except LanguageModelError as error:
+        problem = str(error)
+    return Bundle(config.get("name", folder.name), folder, model, features, vocabulary, config, language_model, problem)
 
 
 def _expected_tensors(dims: ModelDims) -> dict[str, torch.Tensor]:
@@ -146,14 +160,14 @@ def _expected_tensors(dims: ModelDims) -> dict[str, torch.Tensor]:
     and dtype only), so absurd dims in an untrusted config cost no memory.
 
     Raises:
-        ModelError: the dims imply weights larger than MAX_WEIGHTS_BYTES.
+        ModelError: the dims imply weights larger than MAX_WEIGHTS_BYTES (checked by
+            arithmetic before anything is built).
     """
-    with torch.device("meta"):
-        expected = CTCModel(dims).state_dict()
-    size = sum(t.numel() * t.element_size() for t in expected.values())
+    size = 4 * dims.parameter_count()  # float32
     if size > MAX_WEIGHTS_BYTES:
         raise ModelError(f"config.json: dims imply {size} bytes of weights, more than {MAX_WEIGHTS_BYTES}")
-    return expected
+    with torch.device("meta"):
+        return CTCModel(dims).state_dict()
 
 
 def save_bundle(folder: Path, model: CTCModel, features: FeatureConfig, vocabulary: Vocabulary, info: dict, card: str) -> Path:

@@ -15,6 +15,7 @@ from pathlib import Path
 import torch
 
 from livespeech.audio import AudioError, read_blocks
+from livespeech.beam import BeamSearchDecoder
 from livespeech.bundle import Bundle
 from livespeech.phrases import PhraseResult, PhraseScorer
 from livespeech.recognizer import Recognizer, Transcript, transcribe_blocks
@@ -54,10 +55,13 @@ def render(name: str, result: PhraseResult, fmt: str, several: bool) -> str:
     return f"{name}: {text}\n" if several else text + "\n"
 
 
-def classify_files(bundle: Bundle, scorer: PhraseScorer, files: list[str], fmt: str, chunk_ms: int = 100, debug: bool = False) -> int:
+def classify_files(bundle: Bundle, scorer: PhraseScorer, files: list[str], fmt: str, chunk_ms: int = 100, debug: bool = False,
+                   word_decoder: BeamSearchDecoder | None = None) -> int:
     """Classify each file and print one line per file; report failures one line each
-    on stderr. Returns the exit status: 0, or 1 when any file failed."""
-    recognizer = Recognizer(bundle)
+    on stderr. Returns the exit status: 0, or 1 when any file failed.  The phrase
+    scores use the CTC log-probabilities, whichever decoder (``word_decoder``, or
+    greedy when None) writes the utterances' text."""
+    recognizer = Recognizer(bundle, word_decoder=word_decoder)
     status = 0
     for name in files:
         try:

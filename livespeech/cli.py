@@ -3,6 +3,7 @@
     livespeech [--model M] [--phrases P] [--device ID|NAME] [--input FILE]   (the live view)
     livespeech transcribe FILE... [--model M] [--format txt|json|srt|vtt] [--output-dir DIR] [--chunk-ms N] [--jobs N]
     livespeech classify FILE... [--phrases P] [--model M] [--format txt|json] [--top N]
+      (all three: [--decoder greedy|beam] [--beam-size N] [--lm-weight W] [--words FILE])
     livespeech record PHRASES [--takes N] [--out DIR] [--device ID|NAME] [--input FILE]
     livespeech models
     livespeech devices
@@ -40,6 +41,10 @@ def error_line(message: str) -> None:
     print(f"{PROG}: error: {message}", file=sys.stderr, flush=True)
 
 
+def warning_line(message: str) -> None:
+    print(f"{PROG}: warning: {message}", file=sys.stderr, flush=True)
+
+
 def positive_int(text: str) -> int:
     try:
         value = int(text)
@@ -69,9 +74,31 @@ def _add_model(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", type=positive_int, default=1, help="CPU threads for the model (default 1: fastest for streaming)")
 
 
+def non_negative_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not value >= 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a number >= 0: {text}")
+    return value
+
+
+def _add_decoder(p: argparse.ArgumentParser) -> None:
+    """How the text is decoded: greedy characters, or words by beam search."""
+    p.add_argument("--decoder", choices=("greedy", "beam"), default=None,
+                   help="greedy: the characters the model hears; beam: words, by beam search with the model's lexicon and "
+                   "language model (default: beam when the model has a language model, see 'livespeech models')")
+    p.add_argument("--beam-size", type=positive_int, default=None, metavar="N", help="hypotheses the beam search keeps (default: the model's tuned value)")
+    p.add_argument("--lm-weight", type=non_negative_float, default=None, metavar="W", help="weight of the language model in the beam search (default: the model's tuned value)")
+    p.add_argument("--words", type=Path, default=None, metavar="FILE", help="words and names the beam search should know, one per line "
+                   "(UTF-8, '#' comments): added to its lexicon and language model")
+
+
 def _add_live(p: argparse.ArgumentParser) -> None:
     """Options of the live view (``livespeech`` without a command)."""
     _add_model(p)
+    _add_decoder(p)
     p.add_argument("--phrases", default="commands", metavar="P", help="phrase set of the phrase panel: a bundled name or a file; 'none' hides the panel (default commands)")
     p.add_argument("--device", metavar="ID|NAME", help="input device index or name (default: the system's default input; see 'livespeech devices')")
     p.add_argument("--input", metavar="FILE", help="play FILE in real time instead of listening to a microphone")
@@ -96,6 +123,7 @@ def build_parser() -> Parser:
     p.add_argument("--chunk-ms", type=positive_int, default=100, metavar="N", help="streaming chunk length in ms (default 100; never changes the text)")
     p.add_argument("--jobs", type=positive_int, default=None, metavar="N", help="files transcribed in parallel, one worker process "
                    "each (default: one per 2 minutes of audio, at most one per CPU core and per file; 1: in this process)")
+    _add_decoder(p)
     _add_common(p)
 
     p = sub.add_parser("classify", help="which phrase of a set each audio file holds, or none")
@@ -108,6 +136,7 @@ def build_parser() -> Parser:
     p.add_argument("--format", choices=("txt", "json"), default="txt", help="txt: PHRASE CONFIDENCE; json: one object per file and line")
     p.add_argument("--top", type=positive_int, default=3, metavar="N", help="phrases listed in the json 'top' field (default 3)")
     p.add_argument("--chunk-ms", type=positive_int, default=100, metavar="N", help="streaming chunk length in ms (default 100)")
+    _add_decoder(p)
     _add_common(p)
 
     p = sub.add_parser("record", help="record takes of each phrase of a set, for livespeech-train phrases")
@@ -148,9 +177,12 @@ def main(argv: list[str] | None = None) -> int:
 
 def _describe(error: Exception) -> str:
     from livespeech.bundle import ModelError
+    from livespeech.lm import LanguageModelError
 
     if isinstance(error, ModelError):
         return f"model: {error}"
+    if isinstance(error, LanguageModelError):
+        return str(error)  # starts with the file's path
     return f"{type(error).__name__}: {error}" if not isinstance(error, OSError) else str(error)
 
 
@@ -164,25 +196,64 @@ def _load(args):
     return load_bundle(find_model(args.model))
 
 
+def _decoder_choice(args):
+    """The user's decoding options, with the ``--words`` list read (before the model loads).
+
+    Raises:
+        UsageError: a bad word list, or beam settings with ``--decoder greedy``.
+    """
+    from livespeech.lexicon import LexiconError, read_word_list  # light: usage errors stay instant
+
+    if args.decoder == "greedy" and (args.words is not None or args.beam_size is not None or args.lm_weight is not None):
+        raise UsageError("--words, --beam-size and --lm-weight are for beam search, not --decoder greedy")
+    words = ()
+    if args.words is not None:
+        try:
+            words = tuple(read_word_list(args.words))
+        except LexiconError as error:
+            raise UsageError(f"--words {error}") from None
+    from livespeech.beam import DecoderChoice
+
+    return DecoderChoice(args.decoder, args.beam_size, args.lm_weight, words)
+
+
+def _word_decoder(bundle, choice, extra_words=()):
+    """The beam search the model and the user's choice call for, or None (greedy).
+
+    Raises:
+        LanguageModelError: beam search asked for and impossible (one error line, exit 1).
+    """
+    from livespeech.beam import word_decoder_for
+
+    return word_decoder_for(bundle, choice, extra_words, warn=warning_line)
+
+
 def cmd_transcribe(args) -> int:
+    from dataclasses import replace
+
     from livespeech.transcribe import Options, default_jobs, transcribe_files
 
+    choice = _decoder_choice(args)
     if args.output_dir is not None:
         try:
             args.output_dir.mkdir(parents=True, exist_ok=True)
         except OSError as error:  # a file of that name, no permission
             raise UsageError(f"--output-dir {args.output_dir}: cannot make that folder ({error.strerror})") from None
     bundle = _load(args)  # here even with --jobs: a bad model is one error line before any worker starts
+    word_decoder = _word_decoder(bundle, choice)  # likewise a bad language model
+    choice = replace(choice, kind="beam" if word_decoder is not None else "greedy")  # what the workers build
     options = Options(args.format, args.output_dir, args.chunk_ms, args.force, args.debug)
     jobs = min(args.jobs, len(args.files)) if args.jobs else default_jobs(args.files)
-    return transcribe_files(bundle, args.files, options, jobs, args.threads)
+    return transcribe_files(bundle, args.files, options, jobs, args.threads, word_decoder, choice)
 
 
 def cmd_classify(args) -> int:
     from livespeech.bundle import ModelError
     from livespeech.classify import classify_files
+    from livespeech.lexicon import words_of
     from livespeech.phrases import PhraseScorer, PhraseSetError, load_phrase_set, model_phrase_set, scorer_options
 
+    choice = _decoder_choice(args)
     try:
         phrase_set = load_phrase_set(args.phrases) if args.phrases else None
     except PhraseSetError as error:
@@ -198,7 +269,8 @@ def cmd_classify(args) -> int:
         raise UsageError(f"--phrases: {error}") from None
     except ValueError as error:
         raise ModelError(f"{bundle.path}: bad phrase scorer settings ({error})") from None
-    return classify_files(bundle, scorer, args.files, args.format, args.chunk_ms, args.debug)
+    word_decoder = _word_decoder(bundle, choice, words_of(phrase_set.phrases))
+    return classify_files(bundle, scorer, args.files, args.format, args.chunk_ms, args.debug, word_decoder)
 
 
 def _phrase_model(phrase_set) -> str | None:
@@ -242,15 +314,34 @@ def cmd_live(args) -> int:
             raise UsageError(f"--events {args.events}: no such folder {args.events.parent}")
         if not (sys.stdin.isatty() and sys.stdout.isatty()):
             raise UsageError("the live view needs a terminal; to transcribe files use 'livespeech transcribe FILE'")
+        choice = _decoder_choice(args)
         from livespeech.ui.app import run_live
 
-        status = run_live(_load(args), args.phrases, args.device, args.input, args.chunk_ms, args.endpoint_s, args.events)
+        bundle = _load(args)
+        word_decoder = _word_decoder(bundle, choice, _phrase_words(args.phrases))
+        status = run_live(bundle, args.phrases, args.device, args.input, args.chunk_ms, args.endpoint_s, args.events,
+                          word_decoder=word_decoder)
     except LiveSetupError as error:
         if error.usage:
             raise UsageError(str(error)) from None
         error_line(str(error))
         return EXIT_FAILED
     _exit_now(status)
+
+
+def _phrase_words(spec: str | None) -> list[str]:
+    """The words of the live view's phrase set (none for "none" or a set that cannot be read)."""
+    from livespeech.lexicon import words_of
+    from livespeech.live import NO_PHRASES, phrases_available
+
+    if spec is None or spec.strip().lower() == NO_PHRASES or not phrases_available():
+        return []
+    from livespeech.phrases import PhraseSetError, load_phrase_set
+
+    try:
+        return words_of(load_phrase_set(spec).phrases)
+    except PhraseSetError:
+        return []  # reported by the live view itself
 
 
 def _exit_now(status: int) -> NoReturn:
@@ -287,7 +378,8 @@ def cmd_models(args) -> int:
     for e in entries:
         size = f"{e.parameters / 1e6:.1f}M params" if e.parameters else ""
         status = f"BROKEN: {e.problem}" if e.problem else e.description
-        print(f"{e.name:<16} {e.source:<8} {size:<13} {status}  ({e.path})")
+        decoder = "words+LM" if e.language_model else "greedy"  # beam search with a language model, or greedy characters
+        print(f"{e.name:<16} {e.source:<8} {size:<13} {decoder:<8} {status}  ({e.path})")
     return EXIT_OK
 
 

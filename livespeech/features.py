@@ -53,11 +53,24 @@ class FeatureConfig:
     f_min: float = 0.0
     f_max: float | None = None
 
+    # Bounds of a sane front end (a config.json is untrusted input): 8-96 kHz audio,
+    # windows up to 0.25 s at 96 kHz, up to 512 bands.
+    LIMITS = {"sample_rate": (8_000, 96_000), "n_fft": (16, 24_000), "hop_length": (1, 24_000), "n_mels": (1, 512)}
+
     def __post_init__(self) -> None:
-        if not 0 < self.hop_length <= self.n_fft:
-            raise ValueError(f"need 0 < hop_length <= n_fft, got {self.hop_length}, {self.n_fft}")
-        if self.n_mels <= 0 or self.sample_rate <= 0:
-            raise ValueError("n_mels and sample_rate must be positive")
+        for name, (low, high) in self.LIMITS.items():
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+                raise ValueError(f"{name} must be an integer in [{low}, {high}], got {value!r}")
+        if not self.hop_length <= self.n_fft:
+            raise ValueError(f"need hop_length <= n_fft, got {self.hop_length}, {self.n_fft}")
+        nyquist = self.sample_rate / 2
+        f_max = nyquist if self.f_max is None else self.f_max
+        for name, value in (("f_min", self.f_min), ("f_max", f_max)):
+            if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0 <= value <= nyquist:
+                raise ValueError(f"{name} must be a number of Hz in [0, {nyquist:g}], got {value!r}")
+        if not self.f_min < f_max:
+            raise ValueError(f"need f_min < f_max, got {self.f_min!r}, {f_max!r}")
 
     @property
     def frame_seconds(self) -> float:

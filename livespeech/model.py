@@ -51,13 +51,24 @@ class ModelDims:
     vocab_size: int = 29
     dropout: float = 0.1
 
+    # Largest sizes accepted (a config.json is untrusted input; far above any streaming model).
+    LIMITS = {"n_mels": 512, "stack": 16, "hidden": 4096, "layers": 16, "vocab_size": 4096}
+
     def __post_init__(self) -> None:
-        for name in ("n_mels", "stack", "hidden", "layers", "vocab_size"):
+        for name, high in self.LIMITS.items():
             value = getattr(self, name)
-            if not isinstance(value, int) or value <= 0:
-                raise ValueError(f"model dimension {name} must be a positive integer, got {value!r}")
-        if not 0.0 <= self.dropout < 1.0:
+            if not isinstance(value, int) or isinstance(value, bool) or not 0 < value <= high:
+                raise ValueError(f"model dimension {name} must be an integer in [1, {high}], got {value!r}")
+        if not isinstance(self.dropout, (int, float)) or not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout!r}")
+
+    def parameter_count(self) -> int:
+        """Numbers in the model's state dict, computed without building it: per LSTM layer
+        4H(I + H) weights and 8H biases (I = n_mels * stack for the first layer, H after),
+        the output layer's H * V + V, and the 2 * n_mels normalisation statistics."""
+        H = self.hidden
+        lstm = sum(4 * H * ((self.n_mels * self.stack if layer == 0 else H) + H) + 8 * H for layer in range(self.layers))
+        return lstm + H * self.vocab_size + self.vocab_size + 2 * self.n_mels
 
     def to_dict(self) -> dict:
         return asdict(self)

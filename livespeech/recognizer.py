@@ -1,6 +1,8 @@
 """The streaming recognizer: log-mel front end, LSTM-CTC model, greedy decoder and
 endpointer, fed chunk by chunk from any source (microphone, file in real time, file
-as fast as possible).
+as fast as possible); with a word decoder (lexicon + language model beam search,
+:mod:`livespeech.beam`), the partial and committed text are its words, while the
+greedy decoder still gives the characters the model emits and finds the endpoints.
 
 An utterance ends at a pause: ``endpoint_s`` seconds of steps whose best token is
 blank or space after at least one character (or ``max_utterance_s`` of speech).
@@ -19,6 +21,7 @@ import numpy as np
 import torch
 
 from livespeech.bundle import Bundle
+from livespeech.beam import BeamSearchDecoder
 from livespeech.decoding import Emission, GreedyCTCDecoder, Word
 from livespeech.features import StreamingLogMel
 from livespeech.text import BLANK
@@ -79,9 +82,11 @@ class Recognizer:
     Args:
         bundle: a loaded model folder.
         endpoint: endpointing settings.
+        word_decoder: beam search over words for the text (None: the greedy characters).
     """
 
-    def __init__(self, bundle: Bundle, endpoint: EndpointConfig = EndpointConfig()):
+    def __init__(self, bundle: Bundle, endpoint: EndpointConfig = EndpointConfig(),
+                 word_decoder: BeamSearchDecoder | None = None):
         self.bundle = bundle
         self.model = bundle.model
         self.frontend = StreamingLogMel(bundle.features)
@@ -91,12 +96,16 @@ class Recognizer:
         self.endpoint_steps = max(1, round(endpoint.endpoint_s / self.seconds_per_step))
         self.max_steps = max(1, round(endpoint.max_utterance_s / self.seconds_per_step))
         self.decoder = GreedyCTCDecoder(bundle.vocabulary, self.seconds_per_step)
+        self.word_decoder = word_decoder
+        self.partials = True  # ChunkResult.partial is filled in (False: "", e.g. for files, where nobody reads it)
         self.reset()
 
     def reset(self) -> None:
         """Start a new stream."""
         self.frontend.reset()
         self.decoder.reset()
+        if self.word_decoder is not None:
+            self.word_decoder.reset()
         self._state = None
         self._samples = 0
         self._start_step = 0  # first step of the current utterance
@@ -105,8 +114,8 @@ class Recognizer:
 
     @property
     def partial(self) -> str:
-        """Text of the utterance in progress."""
-        return self.decoder.text
+        """Text of the utterance in progress (the word decoder's best hypothesis, when there is one)."""
+        return self.word_decoder.text if self.word_decoder is not None else self.decoder.text
 
     def accept(self, samples: np.ndarray) -> ChunkResult:
         """Recognise the next chunk of audio.
@@ -143,7 +152,8 @@ class Recognizer:
         return result
 
     def _result(self, features, emissions, committed, t0) -> ChunkResult:
-        return ChunkResult(features, tuple(emissions), self.partial, tuple(committed),
+        partial = self.partial if self.partials else ""  # the beam search's costs a walk of its best path
+        return ChunkResult(features, tuple(emissions), partial, tuple(committed),
                            self._samples / self.sample_rate, time.perf_counter() - t0)
 
     def _run(self, features: torch.Tensor) -> tuple[list[Emission], list[Utterance]]:
@@ -156,11 +166,9 @@ class Recognizer:
             log_probs = log_probs[0]  # (s, V)
             end = self._find_endpoint(log_probs)
             if end is None:
-                emissions += self.decoder.update(log_probs)
-                self._utterance_log_probs.append(log_probs)
+                emissions += self._decode(log_probs)
                 return emissions, committed
-            emissions += self.decoder.update(log_probs[: end + 1])
-            self._utterance_log_probs.append(log_probs[: end + 1])
+            emissions += self._decode(log_probs[: end + 1])
             utterance = self._commit()
             if utterance is not None:
                 committed.append(utterance)
@@ -168,6 +176,13 @@ class Recognizer:
             leftover = previous.leftover if previous is not None else frames[:, :0]
             frames = torch.cat([leftover, frames], dim=1)[:, (end + 1) * self.stack :]
             self._state = None
+
+    def _decode(self, log_probs: torch.Tensor) -> list[Emission]:
+        """Feed steps (s, V) of the utterance in progress to the decoders; the greedy emissions."""
+        self._utterance_log_probs.append(log_probs)
+        if self.word_decoder is not None:
+            self.word_decoder.update(log_probs)
+        return self.decoder.update(log_probs)
 
     def _find_endpoint(self, log_probs: torch.Tensor) -> int | None:
         """Index of the step that ends the utterance in progress, or None; updates counters."""
@@ -186,7 +201,12 @@ class Recognizer:
 
     def _commit(self) -> Utterance | None:
         """Close the utterance in progress; None when it had no text."""
-        text, words = self.decoder.text, tuple(self.decoder.words())
+        if self.word_decoder is not None:
+            text, words = self.word_decoder.finish()
+            words = tuple(words)
+            self.word_decoder.reset(step_offset=self.decoder.steps)
+        else:
+            text, words = self.decoder.text, tuple(self.decoder.words())
         log_probs = torch.cat(self._utterance_log_probs) if self._utterance_log_probs else torch.zeros(0, len(self.bundle.vocabulary))
         start_s = self._start_step * self.seconds_per_step
         end_s = self.decoder.steps * self.seconds_per_step
@@ -221,7 +241,8 @@ def transcribe_blocks(recognizer: Recognizer, blocks: Iterable[np.ndarray], chun
     ``processing_s`` counts recognition time only (not reading the blocks).  With
     ``keep_log_probs`` False the utterances' log-probabilities (for phrase scoring) are
     dropped as they come: they are most of what a long transcript holds (about 14 MB
-    an hour at 30 ms steps).
+    an hour at 30 ms steps).  The chunks' partial text is not computed (nobody reads
+    it here); the decoders see exactly the same steps as live.
     """
     chunk = max(1, int(recognizer.sample_rate * chunk_ms / 1000))
     utterances, processing, carry = [], 0.0, np.zeros(0, np.float32)
@@ -233,13 +254,17 @@ def transcribe_blocks(recognizer: Recognizer, blocks: Iterable[np.ndarray], chun
         utterances.extend(u if keep_log_probs else replace(u, log_probs=no_log_probs) for u in result.committed)
         return result
 
-    for block in blocks:
-        data = np.concatenate([carry, block]) if carry.size else block
-        whole = len(data) // chunk * chunk
-        for start in range(0, whole, chunk):
-            take(recognizer.accept(data[start : start + chunk]))
-        carry = data[whole:]
-    if carry.size:
-        take(recognizer.accept(carry))
-    result = take(recognizer.flush())
+    partials, recognizer.partials = recognizer.partials, False
+    try:
+        for block in blocks:
+            data = np.concatenate([carry, block]) if carry.size else block
+            whole = len(data) // chunk * chunk
+            for start in range(0, whole, chunk):
+                take(recognizer.accept(data[start : start + chunk]))
+            carry = data[whole:]
+        if carry.size:
+            take(recognizer.accept(carry))
+        result = take(recognizer.flush())
+    finally:
+        recognizer.partials = partials
     return Transcript(" ".join(u.text for u in utterances), tuple(utterances), result.audio_s, processing)

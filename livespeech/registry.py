@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from livespeech.bundle import CONFIG_FILE, ModelError, read_config
+from livespeech.lm import CONFIG_KEY
 
 DEFAULT_MODEL = "base"
 _PACKAGE = Path(__file__).resolve().parent
@@ -48,6 +49,7 @@ class ModelEntry:
     description: str
     parameters: int | None
     problem: str | None = None
+    language_model: bool = False
 
 
 def find_model(spec: str | None) -> Path:
@@ -78,7 +80,8 @@ def list_models() -> list[ModelEntry]:
         for sub in sorted(p for p in folder.iterdir() if (p / CONFIG_FILE).exists()):
             try:
                 config = read_config(sub)
-                entries.append(ModelEntry(sub.name, source, sub, str(config.get("description", "")), config.get("parameters")))
+                entries.append(ModelEntry(sub.name, source, sub, str(config.get("description", "")), config.get("parameters"),
+                                          language_model=CONFIG_KEY in config))
             except ModelError as error:
                 entries.append(ModelEntry(sub.name, source, sub, "", None, str(error)))
     return entries

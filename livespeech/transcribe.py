@@ -25,6 +25,7 @@ from pathlib import Path
 import torch
 
 from livespeech.audio import AudioError, audio_info, read_blocks
+from livespeech.beam import BeamSearchDecoder, DecoderChoice, word_decoder_for
 from livespeech.bundle import Bundle, load_bundle
 from livespeech.output import render, write_atomic
 from livespeech.recognizer import Recognizer, Transcript, transcribe_blocks
@@ -116,7 +117,8 @@ def transcribe_one(recognizer: Recognizer, name: str, options: Options) -> FileR
     return FileResult(name, render(name, transcript, options.fmt), transcript.audio_s)
 
 
-def transcribe_files(bundle: Bundle, files: list[str], options: Options, jobs: int = 1, threads: int = 1) -> int:
+def transcribe_files(bundle: Bundle, files: list[str], options: Options, jobs: int = 1, threads: int = 1,
+                     word_decoder: BeamSearchDecoder | None = None, choice: DecoderChoice | None = None) -> int:
     """Transcribe ``files``, print or write each transcript in the order given, report
     failures one line each on stderr and, for several files, the throughput in one
     line on stderr.
@@ -127,12 +129,17 @@ def transcribe_files(bundle: Bundle, files: list[str], options: Options, jobs: i
         options: format, output folder, chunk, overwriting, debug.
         jobs: worker processes; 1 transcribes in this process.
         threads: torch threads of each worker process.
+        word_decoder: beam search over words for this process (None: greedy).
+        choice: how worker processes build theirs (default: greedy, or beam search
+            when ``word_decoder`` is given).
     Returns:
         the exit status: 0, or 1 when any file failed.
     """
     t0 = time.perf_counter()
     ok, audio_s = True, 0.0
-    with _results(bundle, files, options, jobs, threads) as results, _progress(files) as advance:
+    if choice is None:
+        choice = DecoderChoice("beam" if word_decoder is not None else "greedy")
+    with _results(bundle, files, options, jobs, threads, word_decoder, choice) as results, _progress(files) as advance:
         for result in results:
             ok &= _emit(result, options, several=len(files) > 1)
             audio_s += result.audio_s
@@ -143,15 +150,16 @@ def transcribe_files(bundle: Bundle, files: list[str], options: Options, jobs: i
 
 
 @contextmanager
-def _results(bundle: Bundle, files: list[str], options: Options, jobs: int, threads: int) -> Iterator[Iterator[FileResult]]:
+def _results(bundle: Bundle, files: list[str], options: Options, jobs: int, threads: int,
+             word_decoder: BeamSearchDecoder | None, choice: DecoderChoice) -> Iterator[Iterator[FileResult]]:
     """Each file's result in the order of ``files``: from this process, or from
     ``jobs`` worker processes (stopped at once if the caller fails or is interrupted)."""
     if jobs == 1:
-        recognizer = Recognizer(bundle)
+        recognizer = Recognizer(bundle, word_decoder=word_decoder)
         yield (transcribe_one(recognizer, name, options) for name in files)
         return
     pool = ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn"),
-                               initializer=_start_worker, initargs=(bundle.path, threads))
+                               initializer=_start_worker, initargs=(bundle.path, threads, choice))
     try:
         yield pool.map(partial(_work, options=options), files)
     except BaseException:
@@ -164,15 +172,17 @@ def _results(bundle: Bundle, files: list[str], options: Options, jobs: int, thre
 _recognizer: Recognizer | None = None  # a worker process's own
 
 
-def _start_worker(model: Path, threads: int) -> None:
-    """Set up a worker process: its torch threads and the model, loaded once. Ctrl-C
-    is left to the parent, which stops the workers; a worker leaves without Python's
-    slow finalization (its results are all sent by then)."""
+def _start_worker(model: Path, threads: int, choice: DecoderChoice = DecoderChoice("greedy")) -> None:
+    """Set up a worker process: its torch threads and the model (with its beam search
+    when ``choice`` is beam), loaded once. Ctrl-C is left to the parent, which stops
+    the workers; a worker leaves without Python's slow finalization (its results are
+    all sent by then)."""
     global _recognizer
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     atexit.register(os._exit, 0)  # once the pool lets it go: tearing down torch takes about a second
     torch.set_num_threads(threads)
-    _recognizer = Recognizer(load_bundle(model))
+    bundle = load_bundle(model)
+    _recognizer = Recognizer(bundle, word_decoder=word_decoder_for(bundle, choice))
 
 
 def _work(name: str, options: Options) -> FileResult:

@@ -36,7 +36,14 @@ def _edit_config(folder, change):
     (lambda c: c.update(format_version=99), "format_version"),
     (lambda c: c.pop("dims"), "missing 'dims'"),
     (lambda c: c["dims"].update(hidden=64), "shape"),
-    (lambda c: c["dims"].update(hidden=10**6, layers=50), "dims imply"),  # refused before any allocation
+    (lambda c: c["dims"].update(hidden=4096, layers=16), "dims imply"),  # refused by arithmetic, before anything is built
+    (lambda c: c["dims"].update(hidden=1, layers=30_000), "bad dims.*layers"),  # once took minutes to build on the meta device
+    (lambda c: c["dims"].update(hidden=10**9), "bad dims.*hidden"),
+    (lambda c: c["dims"].update(stack=True), "bad dims.*stack"),
+    (lambda c: c["features"].update(n_fft=100_000_000), "bad features.*n_fft"),  # once allocated 16 GB
+    (lambda c: c["features"].update(sample_rate=1), "bad features.*sample_rate"),
+    (lambda c: c["features"].update(f_max=20_000.0), "bad features.*f_max"),
+    (lambda c: c["features"].update(f_min=9_000.0, f_max=8_000.0), "bad features.*f_min"),
     (lambda c: c["dims"].update(hidden="big"), "bad dims"),
     (lambda c: c["dims"].update(colour="red"), "unknown dims"),
     (lambda c: c.update(vocabulary=["<blank>", "ab"]), "vocabulary"),

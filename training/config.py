@@ -17,7 +17,11 @@ class TrainConfig:
 
     # data: corpora as KIND:PATH or paths (see training.data.read_corpus), each may end in *N to repeat it N times
     train: list[str] = field(default_factory=list)
+    # corpora heard N times (CORPUS*N), each copy differently augmented: copy 1 as recorded, the others at speed
+    # 0.9 / 1.1 / 1.0 in turn with reverberation, telephone band, noise and gain (training.data.AugmentedCopy)
+    train_augmented: list[str] = field(default_factory=list)
     dev: list[str] = field(default_factory=list)
+    strict: bool = False  # refuse corpora with unreadable audio (default: leave those utterances out, naming them)
     run_dir: str = "runs/default"  # checkpoints, feature cache, metrics.jsonl
     cache_dir: str = ""  # feature cache; defaults to RUN_DIR/cache
     # model

@@ -2,10 +2,19 @@
 
 Readers return :class:`Utterance` lists from
 - a JSONL manifest, one ``{"audio": path, "text": str}`` per line (paths relative to
-  the manifest's folder or absolute; other keys such as ``voice`` are kept),
+  the manifest's folder or absolute; other keys such as ``voice`` are kept; texts are
+  read as spoken, ``training.spoken.spoken_words``: "Mr. Hale, 1876" is "mister hale
+  eighteen seventy six"),
+- speechocean762 (``manifest.jsonl`` with ``speaker`` and ``heldout``): the 200
+  training speakers, or the 25 held-out ``dev`` or ``test`` speakers,
 - the Free Spoken Digit Dataset folder (``recordings/{digit}_{speaker}_{take}.wav``),
 - the LibriSpeech layout (``SPEAKER/CHAPTER/SPEAKER-CHAPTER.trans.txt``),
+- Asterisk's prompts (a folder of ``NAME.wav`` and ``core-sounds-en.txt``),
 - a folder per phrase (``PHRASE_NAME/*.wav``, the folder name is the text).
+
+Evaluation data never reaches training: an utterance read for evaluation carries
+``heldout`` (``dev`` or ``test``) and :func:`check_training_set` refuses it, as it
+refuses the held-out synthetic voice slt.
 
 Log-mel features are computed once per corpus and kept in a float16 cache file
 next to the training run, so each epoch only reads memory.
@@ -26,9 +35,14 @@ import torch
 from livespeech.audio import AudioError, read_audio
 from livespeech.features import FeatureConfig, LogMel, log_mel
 from livespeech.text import Vocabulary, normalize
+from training.spoken import spoken_words
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg")
 FSDD_DIGITS = "zero one two three four five six seven eight nine".split()
+# Synthetic voices that measure unseen voices: never trained on (training.synth refuses them too).
+HELD_OUT_VOICES = frozenset({"flite:slt", "festival:cmu_us_slt_arctic_hts"})
+# Where Debian's asterisk-core-sounds-en puts the transcripts of the prompts.
+ASTERISK_TRANSCRIPTS = Path("/usr/share/doc/asterisk-core-sounds-en/core-sounds-en.txt.gz")
 
 
 @dataclass(frozen=True)
@@ -59,8 +73,69 @@ def read_manifest(path: Path) -> list[Utterance]:
             raise ValueError(f"{path}:{number}: need a JSON object with 'audio' and 'text'") from None
         audio_path = Path(audio) if Path(audio).is_absolute() else path.parent / audio
         speaker = str(row.get("voice", row.get("speaker", "")))
-        out.append(Utterance(str(audio_path), normalize(text), speaker, {k: v for k, v in row.items() if k not in ("audio", "text")}))
+        out.append(Utterance(str(audio_path), spoken_words(text), speaker, {k: v for k, v in row.items() if k not in ("audio", "text")}))
     return out
+
+
+def read_speechocean(folder: Path, heldout: str | None = None) -> list[Utterance]:
+    """speechocean762 utterances (``FOLDER/manifest.jsonl``): the training speakers
+    (``heldout`` None: the 200 speakers whose ``heldout`` field is null), or the 25
+    held-out ``dev`` or ``test`` speakers. Speakers read as ``so762:NNNN``.
+
+    Raises:
+        ValueError: ``heldout`` is not None, ``dev`` or ``test``; or see :func:`read_manifest`.
+    """
+    if heldout not in (None, "dev", "test"):
+        raise ValueError(f"speechocean762 held-out split must be dev or test, got {heldout!r}")
+    out = []
+    for u in read_manifest(Path(folder) / "manifest.jsonl"):
+        if u.extra.get("heldout") == heldout:
+            out.append(Utterance(u.audio, u.text, f"so762:{u.extra.get('speaker', '')}", u.extra))
+    return out
+
+
+def read_asterisk(folder: Path, transcripts: Path | None = None) -> list[Utterance]:
+    """Asterisk's English prompts (Debian ``asterisk-core-sounds-en-wav``, one real US
+    voice, 8 kHz): ``FOLDER/NAME.wav`` (subfolders such as ``digits/1.wav`` included)
+    with the text of ``NAME: text`` in ``core-sounds-en.txt`` (plain or gzip; looked for in
+    the folder, then where ``asterisk-core-sounds-en`` installs it). Prompts whose text
+    is a sound (``[beep]``) or missing are left out.
+
+    Raises:
+        ValueError: no transcripts file found.
+    """
+    import gzip
+
+    folder = Path(folder)
+    candidates = [transcripts] if transcripts else [folder / "core-sounds-en.txt", folder / "core-sounds-en.txt.gz", ASTERISK_TRANSCRIPTS]
+    found = next((c for c in candidates if c and c.is_file()), None)
+    if found is None:
+        raise ValueError(f"no core-sounds-en.txt for {folder} (apt-get install asterisk-core-sounds-en)")
+    raw = gzip.decompress(found.read_bytes()) if found.suffix == ".gz" else found.read_bytes()
+    out = []
+    for line in raw.decode("utf-8", "replace").splitlines():
+        name, colon, text = line.partition(":")
+        if not colon or line.startswith(";") or "[" in text:
+            continue
+        audio = folder / f"{name.strip()}.wav"
+        words = spoken_words(text)
+        if words and audio.is_file():
+            out.append(Utterance(str(audio), words, "asterisk:allison"))
+    return out
+
+
+def check_training_set(utterances: list[Utterance], source: str = "") -> None:
+    """Refuse evaluation data in training: utterances marked ``heldout`` (speechocean762's
+    dev and test speakers, FSDD's test takes) and the held-out synthetic voice slt.
+
+    Raises:
+        ValueError: naming the first such utterance and how many there are.
+    """
+    bad = [u for u in utterances if u.extra.get("heldout") or u.speaker in HELD_OUT_VOICES]
+    if bad:
+        what = bad[0].extra.get("heldout") or bad[0].speaker
+        raise ValueError(f"{source or 'training data'}: {len(bad)} evaluation utterance(s) (held out: {what}, e.g. {bad[0].audio}); "
+                         "never train on evaluation speakers, takes or voices")
 
 
 def read_fsdd(folder: Path, takes: range = range(5, 50), speakers: set[str] | None = None) -> list[Utterance]:
@@ -72,7 +147,8 @@ def read_fsdd(folder: Path, takes: range = range(5, 50), speakers: set[str] | No
     for wav in sorted(recordings.glob("*.wav")):
         digit, speaker, take = wav.stem.split("_")
         if int(take) in takes and (speakers is None or speaker in speakers):
-            out.append(Utterance(str(wav), FSDD_DIGITS[int(digit)], f"fsdd:{speaker}"))
+            extra = {"heldout": "test"} if int(take) < 5 else {}
+            out.append(Utterance(str(wav), FSDD_DIGITS[int(digit)], f"fsdd:{speaker}", extra))
     return out
 
 
@@ -104,9 +180,11 @@ def read_phrase_folders(folder: Path) -> list[Utterance]:
 def read_corpus(spec: str) -> list[Utterance]:
     """Utterances of a corpus given as ``KIND:PATH`` or a plain path.
 
-    Kinds: ``manifest`` (a .jsonl file), ``fsdd`` (``fsdd:PATH`` for takes 5-49 or
-    ``fsdd-test:PATH`` for takes 0-4), ``librispeech``, ``phrases``.  A plain path is a
-    manifest when it ends in .jsonl, else guessed from the folder's layout.
+    Kinds: ``manifest`` (a .jsonl file), ``so762`` (speechocean762's training speakers;
+    ``so762-dev`` and ``so762-test`` for its held-out speakers), ``fsdd`` (``fsdd:PATH``
+    for takes 5-49 or ``fsdd-test:PATH`` for takes 0-4), ``librispeech``, ``asterisk``,
+    ``phrases``.  A plain path is a manifest when it ends in .jsonl, else guessed from
+    the folder's layout.
 
     Raises:
         ValueError: unknown kind or a path that does not exist.
@@ -128,6 +206,10 @@ def read_corpus(spec: str) -> list[Utterance]:
         "manifest": read_manifest,
         "fsdd": read_fsdd,
         "fsdd-test": lambda q: read_fsdd(q, takes=range(0, 5)),
+        "so762": read_speechocean,
+        "so762-dev": lambda q: read_speechocean(q, "dev"),
+        "so762-test": lambda q: read_speechocean(q, "test"),
+        "asterisk": read_asterisk,
         "librispeech": read_librispeech,
         "phrases": read_phrase_folders,
     }
@@ -136,38 +218,84 @@ def read_corpus(spec: str) -> list[Utterance]:
     return readers[kind](p)
 
 
+# Speeds of the augmented copies of a corpus after the first, taken in turn (speed
+# perturbation 0.9 / 1.0 / 1.1, Ko et al., 2015); the first copy is left as recorded.
+COPY_SPEEDS = (0.9, 1.1, 1.0)
+
+
+@dataclass(frozen=True)
+class AugmentedCopy:
+    """The waveform transform of copy ``copy`` of an oversampled corpus: copy 0 as
+    recorded; copy k >= 1 played at ``COPY_SPEEDS[(k - 1) % 3]`` times the speed, then
+    reverberation, telephone band, noise and gain (``training.augment.augment_waveform``,
+    probabilities of ``HARD_AUGMENT``), drawn from ``(seed, copy, utterance index)`` so
+    the copy is the same on every run.
+    """
+
+    copy: int
+    seed: int = 0
+
+    @property
+    def name(self) -> str:
+        return f"copy{self.copy}-seed{self.seed}"
+
+    def __call__(self, samples: np.ndarray, index: int) -> np.ndarray:
+        from training.augment import HARD_AUGMENT, augment_waveform, speed_perturb
+
+        if self.copy == 0:
+            return samples
+        speed = COPY_SPEEDS[(self.copy - 1) % len(COPY_SPEEDS)]
+        if speed != 1.0:
+            samples = speed_perturb(samples, speed)
+        samples, _ = augment_waveform(samples, np.random.default_rng([self.seed, self.copy, index]), HARD_AUGMENT)
+        return samples
+
+
 class FeatureCache:
     """Log-mel features of a list of utterances, computed once and stored in one
     float16 ``.npy`` file (all frames concatenated) plus an offsets file.
 
-    Utterances whose audio cannot be read are dropped (``self.utterances`` lists the kept ones).
+    ``transform`` (e.g. :class:`AugmentedCopy`), when given, changes each utterance's
+    16 kHz waveform (``transform(samples, index)``) before its log-mel is taken; its
+    ``name`` is part of the cache's key.
+
+    Utterances whose audio cannot be read are dropped (``self.utterances`` lists the
+    kept ones, ``self.dropped`` the others with the reason).
     """
 
-    def __init__(self, utterances: list[Utterance], cache_dir: Path, config: FeatureConfig = FeatureConfig(), progress=None):
-        key = hashlib.sha1(json.dumps([config.to_dict(), [(u.audio, u.text) for u in utterances]]).encode()).hexdigest()[:16]
+    def __init__(self, utterances: list[Utterance], cache_dir: Path, config: FeatureConfig = FeatureConfig(), progress=None,
+                 transform=None):
+        variant = [transform.name] if transform is not None else []
+        key = hashlib.sha1(json.dumps([config.to_dict(), [(u.audio, u.text) for u in utterances], *variant]).encode()).hexdigest()[:16]
         cache_dir = Path(cache_dir)
         cache_dir.mkdir(parents=True, exist_ok=True)
         data_path, index_path = cache_dir / f"{key}.npy", cache_dir / f"{key}.json"
         if not (data_path.exists() and index_path.exists()):
-            self._build(utterances, config, data_path, index_path, progress)
+            self._build(utterances, config, data_path, index_path, progress, transform)
         index = json.loads(index_path.read_text())
         keep = set(index["kept"])
         self.utterances = [u for i, u in enumerate(utterances) if i in keep]
+        # (audio path, reason) of each utterance left out because its audio could not be read
+        self.dropped = [(utterances[i].audio, reason) for i, reason in index.get("dropped", [])]
         self.offsets = np.asarray(index["offsets"], dtype=np.int64)  # (len + 1,)
         self.frames = np.load(data_path, mmap_mode="r")  # (total_frames, n_mels) float16
 
     @staticmethod
-    def _build(utterances, config, data_path: Path, index_path: Path, progress) -> None:
+    def _build(utterances, config, data_path: Path, index_path: Path, progress, transform=None) -> None:
         module = LogMel(config)
-        pieces, offsets, kept = [], [0], []
+        pieces, offsets, kept, dropped = [], [0], [], []
         with torch.inference_mode():
             for i, u in enumerate(utterances):
                 try:
                     samples = read_audio(Path(u.audio), config.sample_rate)
-                except AudioError:
+                except AudioError as error:
+                    dropped.append([i, str(error)])
                     continue
+                if transform is not None:
+                    samples = transform(samples, i)
                 feats = log_mel(torch.from_numpy(samples), config, module).numpy().astype(np.float16)
                 if feats.shape[0] == 0:
+                    dropped.append([i, "shorter than one frame"])
                     continue
                 pieces.append(feats)
                 offsets.append(offsets[-1] + feats.shape[0])
@@ -180,7 +308,7 @@ class FeatureCache:
         np.save(tmp, np.concatenate(pieces) if pieces else np.zeros((0, config.n_mels), np.float16))
         tmp.replace(data_path)
         tmp_index = index_path.with_name(f"{index_path.stem}.{os.getpid()}.tmp.json")
-        tmp_index.write_text(json.dumps({"offsets": offsets, "kept": kept}))
+        tmp_index.write_text(json.dumps({"offsets": offsets, "kept": kept, "dropped": dropped}))
         tmp_index.replace(index_path)
 
     def __len__(self) -> int:

@@ -5,13 +5,21 @@ the real-time factor, optionally per speaker/voice, the most common character
 confusions, and how often streaming with ``chunk_ms`` agrees with one-chunk
 (offline) decoding.
 
-    livespeech-train evaluate --model models/base fsdd-test:../shared/data/fsdd corpus/eval_slt/manifest.jsonl
+Without corpora it measures the headline sets (:func:`headline_sets`), hardest
+first, all of them speakers, voices or sentences that training never saw:
+speechocean762's 25 held-out test speakers (report) and 25 dev speakers (tune),
+the held-out voice slt reading sentences of ``text/*/dev.txt``, the FSDD test takes,
+and those takes on a microphone-like noise floor:
+
+    livespeech-train evaluate --model models/base
+    livespeech-train evaluate --model models/base --headline corpus/slt_sentences/manifest.jsonl
 """
 
 from __future__ import annotations
 
 import time
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -74,19 +82,58 @@ def on_noise_floor(samples: np.ndarray, rng: np.random.Generator, level_dbfs: fl
     return (x + 10 ** (level_dbfs / 20) * colored_noise(len(x), rng)).astype(np.float32)
 
 
-def evaluate_model(model_dir: Path, corpora: list[str], chunk_ms: int = 100, per_speaker: bool = False,
+@dataclass(frozen=True)
+class EvalSet:
+    """One row of an evaluation: a corpus (``training.data.read_corpus`` spec), what it
+    measures, and optionally the microphone-like condition of :func:`on_noise_floor`."""
+
+    spec: str
+    label: str = ""
+    noise_floor_dbfs: float | None = None
+    lead_in_s: float = 0.0
+
+    @property
+    def key(self) -> str:
+        """The row's name in results: the spec, with the noise condition when there is one."""
+        if self.noise_floor_dbfs is None:
+            return self.spec
+        return f"{self.spec} @ {self.noise_floor_dbfs:g} dBFS noise, {self.lead_in_s:g} s lead-in"
+
+
+MICROPHONE_NOISE_DBFS, MICROPHONE_LEAD_IN_S = -67.0, 0.3  # the quiet-microphone condition (see on_noise_floor)
+
+
+def headline_sets(shared: Path = Path("../shared/data"), slt_natural: Path = Path("corpus/slt_natural/manifest.jsonl")) -> list[EvalSet]:
+    """The sets every model is reported on, hardest first: real speech by unseen
+    speakers, then an unseen voice reading unseen natural sentences, then digits.
+
+    ``slt_natural`` is built by ``livespeech-train synth --out corpus/slt_natural --utterances 300
+    --seed 3001 --split eval --text natural --voice flite:slt festival:cmu_us_slt_arctic_hts --no-augment``.
+    """
+    fsdd = f"fsdd-test:{shared / 'fsdd'}"
+    return [
+        EvalSet(f"so762-test:{shared / 'speechocean762'}", "speechocean762, 25 held-out test speakers (report; never tuned on)"),
+        EvalSet(f"so762-dev:{shared / 'speechocean762'}", "speechocean762, 25 held-out dev speakers (tuned on)"),
+        EvalSet(str(slt_natural), "held-out voice slt (flite, festival) reading text/*/dev.txt sentences"),
+        EvalSet(fsdd, "FSDD test takes 0-4 (6 real speakers)"),
+        EvalSet(fsdd, "FSDD test takes on a quiet-microphone noise floor", MICROPHONE_NOISE_DBFS, MICROPHONE_LEAD_IN_S),
+    ]
+
+
+def evaluate_model(model_dir: Path, corpora: list[str | EvalSet], chunk_ms: int = 100, per_speaker: bool = False,
                    agreement: bool = True, limit: int | None = None, group_by: str | None = None,
                    noise_floor_dbfs: float | None = None, lead_in_s: float = 0.0) -> dict:
-    """Evaluate a model folder on corpora (see ``training.data.read_corpus``).
+    """Evaluate a model folder on corpora (see ``training.data.read_corpus``), in order.
 
     Args:
+        corpora: specs or :class:`EvalSet` rows (which carry their own noise condition).
         per_speaker: also score each speaker/voice.
         group_by: also score each value of this manifest field (e.g. ``kind``).
-        noise_floor_dbfs, lead_in_s: when a level is given, put every utterance on
-            white noise of that level with a lead-in of noise (:func:`on_noise_floor`;
-            the same noise for every model, from a fixed seed).
+        noise_floor_dbfs, lead_in_s: when a level is given, put every utterance of the
+            plain specs on white noise of that level with a lead-in of noise
+            (:func:`on_noise_floor`; the same noise for every model, from a fixed seed).
     Returns:
-        ``{"model": name, "chunk_ms": n, "corpora": {spec: {cer, wer, exact, rtf,
+        ``{"model": name, "chunk_ms": n, "corpora": {key: {label, cer, wer, exact, rtf,
         utterances, streaming_offline_agreement, confusions, [speakers], [groups]}}}``.
     """
     bundle = load_bundle(Path(model_dir))
@@ -94,7 +141,9 @@ def evaluate_model(model_dir: Path, corpora: list[str], chunk_ms: int = 100, per
     results = {"model": bundle.name, "chunk_ms": chunk_ms, "corpora": {}}
     if noise_floor_dbfs is not None:
         results["noise_floor"] = {"dbfs": noise_floor_dbfs, "lead_in_s": lead_in_s}
-    for spec in corpora:
+    rows = [c if isinstance(c, EvalSet) else EvalSet(c, "", noise_floor_dbfs, lead_in_s) for c in corpora]
+    for row_set in rows:
+        spec, noise_floor_dbfs, lead_in_s = row_set.spec, row_set.noise_floor_dbfs, row_set.lead_in_s
         utterances = read_corpus(spec)[:limit]
         rng = np.random.default_rng(0)
         refs, hyps, offline, speakers, groups = [], [], [], [], []
@@ -118,7 +167,7 @@ def evaluate_model(model_dir: Path, corpora: list[str], chunk_ms: int = 100, per
             if agreement:
                 recognizer.reset()
                 offline.append(transcribe_blocks(recognizer, [samples], max(1, int(1000 * len(samples) / bundle.features.sample_rate) + 1)).text)
-        row = _scores(refs, hyps)
+        row = {"label": row_set.label, **_scores(refs, hyps)} if row_set.label else _scores(refs, hyps)
         row["rtf"] = round(processing_s / max(audio_s, 1e-9), 4)
         if agreement:
             row["streaming_offline_agreement"] = round(sum(a == b for a, b in zip(hyps, offline)) / max(1, len(hyps)), 4)
@@ -128,5 +177,5 @@ def evaluate_model(model_dir: Path, corpora: list[str], chunk_ms: int = 100, per
         if group_by:
             row["groups"] = _grouped(refs, hyps, groups)
         row["examples"] = [{"ref": r, "hyp": h} for r, h in list(zip(refs, hyps))[:5]]
-        results["corpora"][spec] = row
+        results["corpora"][row_set.key] = row
     return results

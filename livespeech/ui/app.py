@@ -326,7 +326,8 @@ def _touch_ready_file() -> None:
 
 
 def build_app(bundle, phrases: str | None, open_first: Callable[[], Source], chunk_ms: int = CHUNK_MS,
-              endpoint_s: float = 0.6, save_dir: Path | None = None, events: Path | None = None) -> LiveApp:
+              endpoint_s: float = 0.6, save_dir: Path | None = None, events: Path | None = None,
+              word_decoder=None) -> LiveApp:
     """The live app for a loaded model (not running yet).
 
     Args:
@@ -337,6 +338,8 @@ def build_app(bundle, phrases: str | None, open_first: Callable[[], Source], chu
         endpoint_s: pause that ends an utterance, seconds.
         save_dir: where ``s`` saves transcripts (default: the current folder).
         events: file or pipe for one JSON line per utterance (``--events``).
+        word_decoder: beam search over words for the transcript panel (None: the
+            greedy characters; the spectrogram shows those either way).
     Raises:
         LiveSetupError: a bad phrase set.
     """
@@ -352,11 +355,11 @@ def build_app(bundle, phrases: str | None, open_first: Callable[[], Source], chu
         raise LiveSetupError(f"--phrases: {error}") from None
     backend = Backend(open_source=open_first, load_phrases=load)
     options = LiveOptions(chunk_ms, save_dir or Path.cwd(), bundle.name, bundle.features.n_mels, phrase_model, note, events)
-    return LiveApp(Recognizer(bundle, EndpointConfig(endpoint_s=endpoint_s)), backend, options)
+    return LiveApp(Recognizer(bundle, EndpointConfig(endpoint_s=endpoint_s), word_decoder), backend, options)
 
 
 def run_live(bundle, phrases: str | None, device: str | None, input_path: str | None,
-             chunk_ms: int = CHUNK_MS, endpoint_s: float = 0.6, events: Path | None = None) -> int:
+             chunk_ms: int = CHUNK_MS, endpoint_s: float = 0.6, events: Path | None = None, word_decoder=None) -> int:
     """Run the live view in the terminal until the user quits; returns the exit status.
 
     Args:
@@ -367,9 +370,11 @@ def run_live(bundle, phrases: str | None, device: str | None, input_path: str | 
         chunk_ms: recognition chunk, milliseconds.
         endpoint_s: pause that ends an utterance, seconds.
         events: file or pipe for one JSON line per utterance (``--events``).
+        word_decoder: beam search over words for the transcript (None: greedy characters).
     Raises:
         LiveSetupError: a bad phrase set (checked before the screen opens).
     """
-    app = build_app(bundle, phrases, partial(open_source, input_path, device), chunk_ms, endpoint_s, events=events)
+    app = build_app(bundle, phrases, partial(open_source, input_path, device), chunk_ms, endpoint_s, events=events,
+                    word_decoder=word_decoder)
     app.run()
     return app.return_code or 0
