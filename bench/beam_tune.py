@@ -7,8 +7,8 @@ endpoints, as live); every setting then decodes the same utterance log-probabili
 so a grid costs seconds per setting.  WER and CER are scored after the project's
 normalisation (``training.spoken.spoken_form``) with jiwer.
 
-    nice -n 10 .venv/bin/python bench/beam_tune.py --model /tmp/base_lm             # so762 dev speakers
-    .venv/bin/python bench/beam_tune.py --model M CORPUS... --limit 200 --write /root/lsw/lm
+    nice -n 10 .venv/bin/python bench/beam_tune.py --model models/mymodel             # so762 dev speakers
+    .venv/bin/python bench/beam_tune.py --model M CORPUS... --limit 200 --write ~/lm
 
 ``--write DIR`` saves the best settings as ``DIR/decoder.json``, which
 ``livespeech-train lm --attach DIR --model M`` puts into the model's config.json.

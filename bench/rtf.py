@@ -7,7 +7,7 @@ and decoding are, exactly as `livespeech transcribe` reports in `processing_s`.
     .venv/bin/python bench/rtf.py                       # FSDD test split + assets/samples
     .venv/bin/python bench/rtf.py --model base --chunk-ms 100 FILE...
     .venv/bin/python bench/rtf.py --model base-small base --rounds 3   # models side by side
-    .venv/bin/python bench/rtf.py --model /tmp/base_lm --decoders greedy beam --rounds 3
+    .venv/bin/python bench/rtf.py --model models/mymodel --decoders greedy beam --rounds 3
 
 Several models are measured in the same run, taking turns set by set for ``--rounds``
 rounds (each model's RTF is its median round), so the same machine load falls on each

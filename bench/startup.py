@@ -11,7 +11,7 @@ from launch until it listens; plus what importing the command line costs.
   of the transcribe command's imports goes, by top-level package.
 
     nice -n 19 .venv/bin/python bench/startup.py [--runs 5]
-    nice -n 19 .venv/bin/python bench/startup.py --model /tmp/base_lm --decoder greedy beam   # what loading the LM adds
+    nice -n 19 .venv/bin/python bench/startup.py --model models/mymodel --decoder greedy beam   # what loading the LM adds
 
 ``--model`` runs the commands with that model; ``--decoder`` runs them once per
 decoder (``--decoder greedy`` / ``beam``), so a model with a language model shows what

@@ -1,7 +1,7 @@
 """``livespeech-train lm``: the word language model and lexicon of the beam search.
 
-    livespeech-train lm --out /root/lsw/lm                             # build (about 2 minutes, 3 GB)
-    livespeech-train lm --attach /root/lsw/lm --model models/mymodel   # copy into a model folder
+    livespeech-train lm --out ~/lm                             # build (about 2 minutes, 3 GB)
+    livespeech-train lm --attach ~/lm --model models/mymodel   # copy into a model folder
 
 Building:
 
