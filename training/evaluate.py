@@ -141,9 +141,8 @@ def evaluate_model(model_dir: Path, corpora: list[str | EvalSet], chunk_ms: int 
     results = {"model": bundle.name, "chunk_ms": chunk_ms, "corpora": {}}
     if noise_floor_dbfs is not None:
         results["noise_floor"] = {"dbfs": noise_floor_dbfs, "lead_in_s": lead_in_s}
-    rows = [c if isinstance(c, EvalSet) else EvalSet(c, "", noise_floor_dbfs, lead_in_s) for c in corpora]
-    for row_set in rows:
-        spec, noise_floor_dbfs, lead_in_s = row_set.spec, row_set.noise_floor_dbfs, row_set.lead_in_s
+    for row_set in (c if isinstance(c, EvalSet) else EvalSet(c, "", noise_floor_dbfs, lead_in_s) for c in corpora):
+        spec = row_set.spec
         utterances = read_corpus(spec)[:limit]
         rng = np.random.default_rng(0)
         refs, hyps, offline, speakers, groups = [], [], [], [], []
@@ -153,8 +152,8 @@ def evaluate_model(model_dir: Path, corpora: list[str | EvalSet], chunk_ms: int 
                 samples = read_audio(Path(u.audio), bundle.features.sample_rate)
             except AudioError:
                 continue
-            if noise_floor_dbfs is not None:
-                samples = on_noise_floor(samples, rng, noise_floor_dbfs, lead_in_s, bundle.features.sample_rate)
+            if row_set.noise_floor_dbfs is not None:
+                samples = on_noise_floor(samples, rng, row_set.noise_floor_dbfs, row_set.lead_in_s, bundle.features.sample_rate)
             recognizer.reset()
             t0 = time.perf_counter()
             transcript = transcribe_blocks(recognizer, [samples], chunk_ms)
