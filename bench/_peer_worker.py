@@ -34,8 +34,7 @@ import sys
 import time
 from pathlib import Path
 
-SAMPLE_RATE = 16_000  # Hz, what every system here takes
-ROOT = Path(__file__).resolve().parent.parent
+SAMPLE_RATE = 16_000  # Hz, what every system here takes (not livespeech.features's: the peers' venv lacks livespeech)
 
 
 def emit(event: str, **fields) -> None:
@@ -78,7 +77,6 @@ def versions(*packages: str) -> dict:
 def livespeech_system(options: dict):
     """The streaming recognizer (``transcribe``) or its phrase classification
     (``classify``), 100 ms chunks, as ``livespeech transcribe`` / ``classify`` run."""
-    sys.path.insert(0, str(ROOT))
     import torch
 
     torch.set_num_threads(1)

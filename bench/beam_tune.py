@@ -29,9 +29,6 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import torch  # noqa: E402
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
 from livespeech.audio import read_audio  # noqa: E402
 from livespeech.beam import BeamOptions, DecoderChoice, word_decoder_for  # noqa: E402
 from livespeech.bundle import load_bundle  # noqa: E402
@@ -40,10 +37,13 @@ from livespeech.registry import find_model  # noqa: E402
 from training.data import read_corpus  # noqa: E402
 from training.spoken import spoken_form  # noqa: E402
 
+ROOT = Path(__file__).resolve().parent.parent
+
 DEFAULT_DEV = f"so762-dev:{ROOT.parent / 'shared' / 'data' / 'speechocean762'}"
 
 
 def scores(references: list[str], hypotheses: list[str]) -> dict:
+    """WER and CER of hypotheses against references, both in spoken form."""
     import jiwer
 
     refs = [spoken_form(r) or "-" for r in references]
@@ -67,6 +67,7 @@ def utterances(bundle, corpora: list[str], limit: int | None, chunk_ms: int) -> 
 
 
 def decode_all(decoder, pieces: list[list[torch.Tensor]]) -> tuple[list[str], float]:
+    """Each file's text from the word decoder, and the CPU seconds the decoding took."""
     texts, t0 = [], time.process_time()
     for file_pieces in pieces:
         words = []
@@ -79,6 +80,7 @@ def decode_all(decoder, pieces: list[list[torch.Tensor]]) -> tuple[list[str], fl
 
 
 def main() -> None:
+    """Parse the options, decode the dev set greedily and with every setting, print the rows."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("corpora", nargs="*", default=[DEFAULT_DEV], help=f"dev corpora (default {DEFAULT_DEV})")
     parser.add_argument("--model", required=True, help="model name or folder with a language model")

@@ -23,23 +23,26 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def losses(run_dir: Path) -> dict[int, float]:
+    """Training loss per step of a run, from its metrics.jsonl."""
     rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     return {r["step"]: r["loss"] for r in rows if "loss" in r}
 
 
 def smooth(curve: dict[int, float], window: int = 20) -> dict[int, float]:
+    """A loss curve averaged over the last ``window`` steps at each step."""
     steps = sorted(curve)
     return {s: sum(curve[t] for t in steps[max(0, i - window + 1) : i + 1]) / len(steps[max(0, i - window + 1) : i + 1])
             for i, s in enumerate(steps)}
 
 
 def main() -> None:
+    """Build the corpus, run the three trainings and print the comparison as JSON."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=300)
     parser.add_argument("--batch-frames", type=int, default=1500, help="frames per process in the 2-process run")
     parser.add_argument("--out", type=Path, default=ROOT / "runs" / "ddp-curve")
     args = parser.parse_args()
-    env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
+    env = dict(os.environ, OMP_NUM_THREADS="1")
     corpus = args.out / "corpus"
     subprocess.run([sys.executable, "-m", "training", "synth", "--out", str(corpus), "--utterances", "600", "--seed", "7",
                     "--workers", "2"], env=env, check=True, stdout=subprocess.DEVNULL)

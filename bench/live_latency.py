@@ -22,12 +22,21 @@ Measurements (issue 3's targets in brackets):
 Without ``--model`` the installed default model is used, or, when it is missing, a
 random-weight model of the same dimensions (the compute is the same).  The audio is
 FSDD test recordings joined with pauses (``--audio`` to give another file).
+
+Everything is measured from outside the app, through public interfaces of the
+installed package: the worker's :class:`~livespeech.worker.LiveUpdate` events seen
+through Textual's ``run_test(message_hook=...)`` (arrival times, real-time factors),
+new spectrogram images drawn through Textual's ``render_line``, and the app's
+``segments``, ``worker`` and source.
+
+    .venv/bin/python bench/live_latency.py --only latency --profile live.prof   # where the UI's CPU goes
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import cProfile
 import json
 import os
 import resource
@@ -41,16 +50,16 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from livespeech.audio import read_audio
+from livespeech.bundle import ModelError, load_bundle, save_bundle
+from livespeech.capture import FileSource
+from livespeech.features import SAMPLE_RATE
+from livespeech.registry import find_model
+from livespeech.ui.app import build_app
+from livespeech.ui.widgets import Spectrogram
+from livespeech.worker import LiveUpdate
 
-from livespeech.audio import read_audio  # noqa: E402
-from livespeech.bundle import ModelError, load_bundle, save_bundle  # noqa: E402
-from livespeech.capture import FileSource  # noqa: E402
-from livespeech.registry import find_model  # noqa: E402
-from livespeech.ui.app import build_app  # noqa: E402
-from livespeech.ui.widgets import Spectrogram, StatusBar  # noqa: E402
-
+ROOT = Path(__file__).resolve().parent.parent  # for the benchmark data only
 FSDD = ROOT.parent / "shared" / "data" / "fsdd" / "recordings"
 SIZE = (120, 40)
 PAGE = os.sysconf("SC_PAGE_SIZE")
@@ -90,16 +99,16 @@ def speech_file(spec: str | None, workdir: Path, seconds: float = 60.0) -> Path:
     rng = np.random.default_rng(0)
     takes = sorted(FSDD.glob("*_[0-4].wav"))
     pieces, total = [], 0.0
-    pause = np.zeros(int(0.8 * 16000), np.float32)
+    pause = np.zeros(int(0.8 * SAMPLE_RATE), np.float32)
     while total < seconds and takes:
         take = read_audio(takes[int(rng.integers(len(takes)))])
         pieces += [take, pause]
-        total += (len(take) + len(pause)) / 16000
+        total += (len(take) + len(pause)) / SAMPLE_RATE
     if not pieces:  # no FSDD: noise bursts and pauses
-        t = np.arange(int(seconds * 16000)) / 16000
+        t = np.arange(int(seconds * SAMPLE_RATE)) / SAMPLE_RATE
         pieces = [(0.2 * (np.sin(2 * np.pi * 1.3 * t) > 0) * rng.standard_normal(len(t))).astype(np.float32)]
     path = workdir / "speech.wav"
-    sf.write(path, np.concatenate(pieces), 16000, subtype="FLOAT")
+    sf.write(path, np.concatenate(pieces), SAMPLE_RATE, subtype="FLOAT")
     return path
 
 
@@ -140,6 +149,54 @@ def exited(pid: int) -> bool:
 
 
 DECODER = None  # "greedy", "beam" or None (the model's default), from --decoder
+PROFILE: Path | None = None  # --profile: cProfile of the event loop's thread over the measured time
+
+
+class Observer:
+    """What the bench sees of a running app: chunk events and new spectrogram images.
+
+    Attributes:
+        latencies: seconds from each chunk's first sample arriving to its update being
+            on screen (the refresh after the app handled it).
+        rtfs: each full chunk's real-time factor.
+        images: redraws of the spectrogram so far.
+    """
+
+    def __init__(self):
+        self.app = None
+        self.latencies: list[float] = []
+        self.rtfs: list[float] = []
+        self.images = 0
+        self._last = (-1, 0.0)  # the last line rendered and when
+
+    def message(self, message) -> None:
+        """Textual's ``message_hook``: called as each message is handled."""
+        if isinstance(message, LiveUpdate) and self.app is not None:
+            if message.rtf is not None:
+                self.rtfs.append(message.rtf)
+            if message.arrival is not None:
+                self.app.call_after_refresh(lambda arrival=message.arrival: self.latencies.append(time.perf_counter() - arrival))
+
+    def watch(self, spectrogram: Spectrogram) -> None:
+        """Count the screen's redraws of ``spectrogram`` through Textual's ``render_line``:
+        a redraw renders its changed lines top down within a moment; redraws are a
+        frame (1/60 s or more) apart."""
+        render_line = spectrogram.render_line
+
+        def counting(y: int):
+            now = time.perf_counter()
+            if y <= self._last[0] or now - self._last[1] > 0.008:
+                self.images += 1
+            self._last = (y, now)
+            return render_line(y)
+
+        spectrogram.render_line = counting
+
+    def reset(self) -> None:
+        """Forget what was seen so far (after the warm-up)."""
+        self.latencies.clear()
+        self.rtfs.clear()
+        self.images = 0
 
 
 async def run_app(bundle, source: FileSource, seconds: float | None, stall_at: float | None = None,
@@ -149,12 +206,17 @@ async def run_app(bundle, source: FileSource, seconds: float | None, stall_at: f
 
     app = build_app(bundle, "commands", lambda: source, save_dir=Path(tempfile.gettempdir()),
                     word_decoder=word_decoder_for(bundle, DecoderChoice(DECODER)))
+    seen = Observer()
     samples = []
-    async with app.run_test(size=SIZE) as pilot:
-        status, spectrogram = app.query_one(StatusBar), app.query_one(Spectrogram)
+    async with app.run_test(size=SIZE, message_hook=seen.message) as pilot:
+        seen.app = app
+        seen.watch(app.query_one(Spectrogram))
         await pilot.pause(warmup)
-        status.latencies.clear()  # keep what follows the warm-up
-        cpu0, wall0, updates0 = cpu_seconds(), time.perf_counter(), spectrogram.updates
+        seen.reset()  # keep what follows the warm-up
+        profiler = cProfile.Profile(time.thread_time) if PROFILE else None  # CPU time: waits for the GIL left out
+        if profiler:
+            profiler.enable()
+        cpu0, wall0 = cpu_seconds(), time.perf_counter()
         if stall_at is not None:
             await asyncio.sleep(stall_at)
             time.sleep(2.0)  # the event loop (the UI) is blocked for 2 s
@@ -167,7 +229,10 @@ async def run_app(bundle, source: FileSource, seconds: float | None, stall_at: f
                 next_sample += sample_every
         wall = time.perf_counter() - wall0
         cpu = cpu_seconds() - cpu0
-        latencies = list(status.latencies)
+        if profiler:
+            profiler.disable()
+            profiler.dump_stats(PROFILE)
+        latencies = list(seen.latencies)
         result = {
             "wall_s": round(wall, 2),
             "cpu_percent": round(100 * cpu / wall, 1),
@@ -175,8 +240,8 @@ async def run_app(bundle, source: FileSource, seconds: float | None, stall_at: f
             "latency_ms_p90": round(1000 * float(np.percentile(latencies, 90)), 1) if latencies else None,
             "latency_ms_max": round(1000 * max(latencies), 1) if latencies else None,
             "latencies": len(latencies),
-            "spectrogram_updates_per_s": round((spectrogram.updates - updates0) / wall, 1),
-            "rtf": round(status.rtf, 4) if status.rtf is not None else None,
+            "spectrogram_updates_per_s": round(seen.images / wall, 1),
+            "rtf_median": round(statistics.median(seen.rtfs), 4) if seen.rtfs else None,
             "overruns": source.overruns,
             "audio_s_recognised": round(app.worker.position.seconds, 2) if app.worker else None,
             "utterances": len(app.segments),
@@ -263,9 +328,11 @@ def main() -> None:
     ap.add_argument("--speed", type=float, default=None, help="playback speed of the memory run (default: as fast as it is recognised)")
     ap.add_argument("--json", type=Path, help="also write the results here")
     ap.add_argument("--decoder", choices=("greedy", "beam"), help="the transcript's decoder (default: beam when the model has a language model)")
+    ap.add_argument("--profile", type=Path, metavar="FILE", help="write a cProfile of the UI thread over each measured run "
+                    "to FILE (the last run's stays; read it with python -m pstats)")
     args = ap.parse_args()
-    global DECODER
-    DECODER = args.decoder
+    global DECODER, PROFILE
+    DECODER, PROFILE = args.decoder, args.profile
 
     import torch
 

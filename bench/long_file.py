@@ -29,12 +29,11 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
+from livespeech.audio import read_audio
+from livespeech.features import SAMPLE_RATE
+
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
-from livespeech.audio import read_audio  # noqa: E402
-
-SAMPLE_RATE = 16_000  # Hz
 PAUSE_S = 0.9  # silence after each sample, seconds (the endpoint is 0.6 s)
 NOISE = 1e-3  # background noise amplitude (about -60 dBFS), so pauses are not digital zero
 BASELINE_S = 10.0  # length of the short comparison file, seconds
@@ -82,6 +81,7 @@ def transcribe(path: Path, model: str | None, out_dir: Path) -> dict:
 
 
 def main() -> None:
+    """Write the long and the short file, transcribe both and print the JSON summary."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--minutes", type=float, default=120.0, help="length of the long file (default 120)")
     parser.add_argument("--model", default=None, help="model name or folder (default: livespeech's default)")

@@ -59,12 +59,11 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from training.data import read_corpus
+from training.spoken import spoken_form
+from training.text import ONES, ORDINALS, TEENS, TENS
 
-from training.data import read_corpus  # noqa: E402
-from training.spoken import spoken_form  # noqa: E402
-from training.text import ONES, ORDINALS, TEENS, TENS  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 WORKER = Path(__file__).resolve().parent / "_peer_worker.py"
 FSDD = ROOT.parent / "shared" / "data" / "fsdd" / "recordings"

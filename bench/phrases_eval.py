@@ -38,19 +38,20 @@ import numpy as np
 import soundfile as sf
 import torch
 
+from livespeech.atomic import write_text_atomic
+from livespeech.bundle import Bundle, load_bundle
+from livespeech.features import SAMPLE_RATE
+from livespeech.phrases import PhraseScorer, PhraseSet, ScorerOptions, load_phrase_set, scorer_options
+from livespeech.registry import find_model
+from training.data import Utterance, read_corpus, read_fsdd
+from training.phrases.calibrate import calibrate, ratio_summary
+from training.phrases.config import PhraseTrainConfig
+from training.phrases.corpora import SLT_VOICE, synthesize_corpora, write_manifest
+from training.phrases.pipeline import train_phrase_model
+from training.phrases.scoring import ScoredSet, classification_metrics, emissions, predictions, score_set
+from training.phrases.texts import contains_phrase, usable_for_evaluation
+
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from livespeech.bundle import Bundle, load_bundle  # noqa: E402
-from livespeech.phrases import PhraseScorer, PhraseSet, ScorerOptions, load_phrase_set, scorer_options  # noqa: E402
-from livespeech.registry import find_model  # noqa: E402
-from training.data import Utterance, read_corpus, read_fsdd  # noqa: E402
-from training.phrases import (  # noqa: E402
-    SLT_VOICE, PhraseTrainConfig, ScoredSet, calibrate, classification_metrics, contains_phrase, emissions, predictions,
-    ratio_summary, score_set, synthesize_corpora, train_phrase_model, usable_for_evaluation, write_manifest,
-)
-
-SAMPLE_RATE = 16_000
 
 
 # --- evaluation data -----------------------------------------------------------------
@@ -121,10 +122,12 @@ class CTCMethod:
         self.options, self.max_false_reject = options, max_false_reject
 
     def fit(self, data: list[Data]) -> None:
+        """Calibrate the options on ``data`` unless they were given."""
         if self.options is None:
             self.options = calibrate([d.scored for d in data], self.max_false_reject).to_dict()
 
     def predict(self, data: Data) -> list[int | None]:
+        """The phrase index (or None) this method chooses for each utterance of ``data``."""
         return predictions(PhraseScorer(self.phrase_set, self.vocabulary, **self.options), data.scored)
 
 
@@ -149,6 +152,7 @@ class PooledHeadMethod:
         return torch.stack([x for x, _ in rows]), torch.tensor([y for _, y in rows])
 
     def fit(self, data: list[Data]) -> None:
+        """Fit the method to labelled sets (the calibration set)."""
         x, y = self._xy(data)
         self.mean, self.std = x.mean(0), x.std(0) + 1e-4
         x = (x - self.mean) / self.std
@@ -166,6 +170,7 @@ class PooledHeadMethod:
         optimizer.step(closure)
 
     def predict(self, data: Data) -> list[int | None]:
+        """The phrase index (or None) this method chooses for each utterance of ``data``."""
         out = []
         with torch.no_grad():
             for lp in data.log_probs:
@@ -211,6 +216,7 @@ class TranscriptMethod:
         return [n[0] if n is not None and n[1] <= threshold else None for n in nearest]
 
     def fit(self, data: list[Data]) -> None:
+        """Fit the method to labelled sets (the calibration set)."""
         labels = [k for d in data for k in d.labels]
         nearest = [n for d in data for n in self._nearest(d)]
 
@@ -221,6 +227,7 @@ class TranscriptMethod:
         self.threshold = max(np.linspace(0.0, 1.5, 31), key=balanced)
 
     def predict(self, data: Data) -> list[int | None]:
+        """The phrase index (or None) this method chooses for each utterance of ``data``."""
         return self._decide(self._nearest(data), self.threshold)
 
 
@@ -298,7 +305,7 @@ def append_card_section(model_dir: Path, heading: str, markdown: str) -> None:
         start = text.index(heading)
         end = text.find("\n## ", start + len(heading))
         text = text[:start] + (text[end + 1 :] if end >= 0 else "")
-    card.write_text(text.rstrip("\n") + "\n\n" + markdown, encoding="utf-8")
+    write_text_atomic(card, text.rstrip("\n") + "\n\n" + markdown)
 
 
 def speakers(args) -> dict:
@@ -314,10 +321,11 @@ def speakers(args) -> dict:
         train = write_manifest(work / speaker / "fsdd-train.jsonl", read_fsdd(fsdd, takes=range(5, 50), speakers=others))
         test = write_manifest(work / speaker / "fsdd-test.jsonl", read_fsdd(fsdd, takes=range(0, 5), speakers={speaker}))
         every = write_manifest(work / speaker / "fsdd-all-takes.jsonl", read_fsdd(fsdd, takes=range(0, 50), speakers={speaker}))
-        config = PhraseTrainConfig(phrases="digits", name=f"digits-without-{speaker}", base=args.base, corpora=[f"{train}*{args.repeat}"],
-                                   eval=[str(test), str(every)], work_dir=str(work / speaker), synth_dir=str(work / "synth"),
-                                   install_dir=str(work / "models"), steps=args.steps, engines=args.engines or [],
-                                   workers=args.workers, seed=args.seed, force=True, **given(args, SIZES + FINE_TUNING))
+        config = PhraseTrainConfig.from_options(
+            phrases="digits", name=f"digits-without-{speaker}", base=args.base, corpora=[f"{train}*{args.repeat}"],
+            eval=[str(test), str(every)], work_dir=str(work / speaker), synth_dir=str(work / "synth"),
+            install_dir=str(work / "models"), max_steps=args.steps, engines=args.engines or [],
+            workers=args.workers, seed=args.seed, force=True, **given(args, SIZES + FINE_TUNING))
         report = train_phrase_model(config, log=lambda m: print(m, file=sys.stderr, flush=True))
         results[speaker] = {"takes 0-4": report["metrics"][str(test)]["accuracy"],
                             "all takes": report["metrics"][str(every)]["accuracy"],
@@ -336,8 +344,10 @@ def text_only(args) -> dict:
     """Build a phrase model from its text alone and report its wall time and numbers."""
     name = f"{load_phrase_set(args.phrases).name}-text-only"
     work = Path(args.work_dir or f"runs/bench-phrases-{name}")
-    config = PhraseTrainConfig(phrases=args.phrases, name=name, base=args.base, work_dir=str(work), install_dir=str(work / "models"),
-                               steps=args.steps, engines=args.engines or [], workers=args.workers, seed=args.seed, force=True, **given(args, SIZES + FINE_TUNING))
+    config = PhraseTrainConfig.from_options(
+        phrases=args.phrases, name=name, base=args.base, work_dir=str(work), install_dir=str(work / "models"),
+        max_steps=args.steps, engines=args.engines or [], workers=args.workers, seed=args.seed, force=True,
+        **given(args, SIZES + FINE_TUNING))
     t0 = time.time()
     report = train_phrase_model(config, log=lambda m: print(m, file=sys.stderr, flush=True))
     slt = report["metrics"]["held-out voice slt"]
@@ -363,13 +373,15 @@ def given(args, names) -> dict:
 
 
 def write_report(work: Path, report: dict, markdown: str) -> None:
+    """Write ``report.json`` and ``report.md`` to ``work`` and show the markdown."""
     work.mkdir(parents=True, exist_ok=True)
-    (work / "report.json").write_text(json.dumps(report, indent=2) + "\n")
-    (work / "report.md").write_text(markdown)
+    write_text_atomic(work / "report.json", json.dumps(report, indent=2) + "\n")
+    write_text_atomic(work / "report.md", markdown)
     print(markdown, file=sys.stderr)
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The command line: ``compare``, ``speakers`` and ``text-only``."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
     common = argparse.ArgumentParser(add_help=False)
@@ -410,6 +422,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the chosen command and print its report as JSON."""
     args = build_parser().parse_args(argv)
     report = args.func(args)
     print(json.dumps(report, indent=2, default=str))

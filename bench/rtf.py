@@ -25,7 +25,6 @@ import argparse
 import json
 import os
 import platform
-import sys
 import time
 from pathlib import Path
 
@@ -34,19 +33,20 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
 from livespeech.audio import read_audio  # noqa: E402
 from livespeech.beam import DecoderChoice, word_decoder_for  # noqa: E402
 from livespeech.bundle import load_bundle  # noqa: E402
+from livespeech.features import SAMPLE_RATE  # noqa: E402
 from livespeech.recognizer import Recognizer, transcribe_blocks  # noqa: E402
 from livespeech.registry import find_model  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
 
 FSDD = ROOT.parent / "shared" / "data" / "fsdd" / "recordings"
 
 
 def measure(recognizer: Recognizer, signals: list[np.ndarray], chunk_ms: int) -> dict:
+    """Streaming recognition of ``signals`` in ``chunk_ms`` chunks: files, audio and processing seconds, RTF."""
     audio = processing = 0.0
     for samples in signals:
         recognizer.reset()
@@ -68,6 +68,7 @@ def cpu_model() -> str:
 
 
 def main() -> None:
+    """Parse the options, measure every model and decoder on every set, print the JSON."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("files", nargs="*", type=Path)
     parser.add_argument("--model", nargs="+", default=[None], help="one or more models (names or folders), measured side by side")
@@ -92,7 +93,7 @@ def main() -> None:
             sets["fsdd_test"] = [read_audio(p) for p in sorted(FSDD.glob("*.wav")) if int(p.stem.split("_")[2]) < 5]
         samples = [read_audio(p) for p in sorted((ROOT / "assets" / "samples").glob("*.wav"))]
         sets["assets"] = samples
-        sets["long_60s"] = [np.concatenate([np.concatenate([s, np.zeros(8000, np.float32)]) for s in samples] * 10)[: 60 * 16000]]
+        sets["long_60s"] = [np.concatenate([np.concatenate([s, np.zeros(SAMPLE_RATE // 2, np.float32)]) for s in samples] * 10)[: 60 * SAMPLE_RATE]]
     for recognizer in recognizers:
         measure(recognizer, sets[next(iter(sets))][:5], args.chunk_ms)  # warm-up
     t0 = time.perf_counter()

@@ -31,9 +31,6 @@ import jiwer  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
 from livespeech.audio import read_audio  # noqa: E402
 from livespeech.bundle import Bundle, load_bundle  # noqa: E402
 from livespeech.model import CTCModel  # noqa: E402
@@ -41,6 +38,8 @@ from livespeech.recognizer import Recognizer, transcribe_blocks  # noqa: E402
 from livespeech.registry import find_model  # noqa: E402
 from livespeech.text import normalize  # noqa: E402
 from training.data import read_corpus  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
 
 FSDD = ROOT.parent / "shared" / "data" / "fsdd"
 SLT = ROOT / "corpus" / "slt_sentences" / "manifest.jsonl"
@@ -119,11 +118,13 @@ def stack_rows(bundle: Bundle, data: list[tuple[np.ndarray, str]]) -> list[list[
 
 
 def table(header: list[str], rows: list[list[str]]) -> str:
+    """A markdown table of ``header`` and ``rows``."""
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in rows])
 
 
 def main() -> None:
+    """Measure every speed option and print the markdown table."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default=None)
     parser.add_argument("--limit", type=int, default=300, help="utterances per set (default 300)")

@@ -8,21 +8,28 @@ that are not finite are replaced by zero.
 windowed-sinc resampler and gives the same samples as resampling the whole signal
 at once (up to float rounding): every block starts on a multiple of the reduced
 input stride and carries enough context on both sides for the filter.
+
+Importing this module loads no torch (only resampling does), so checking a file
+stays quick on the command line's usage path.
 """
 
 from __future__ import annotations
 
 import math
+import os
+import re
+import stat
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
 
-from livespeech.features import SAMPLE_RATE
-
+SAMPLE_RATE = 16_000  # Hz, the models' rate (livespeech.features.SAMPLE_RATE is this one: that module loads torch)
 MIN_SAMPLE_RATE, MAX_SAMPLE_RATE = 1_000, 384_000  # Hz, sanity bounds for headers
+_SHORT_CHUNK = re.compile(r"^(data|SSND)\s*:\s*(\d+)\s*\(should be (\d+)\)", re.MULTILINE)  # libsndfile's log of a cut data chunk
+_FILE_KINDS = ((stat.S_ISFIFO, "a named pipe"), (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+               (stat.S_ISSOCK, "a socket"))
 
 
 class AudioError(Exception):
@@ -31,27 +38,57 @@ class AudioError(Exception):
 
 @dataclass(frozen=True)
 class AudioInfo:
-    """What a file's header says: sample_rate in Hz, channels, frames (samples per channel)."""
+    """What a file's header says: sample_rate in Hz, channels, frames (samples per
+    channel, as many as the file holds); ``truncated``: the header promises more audio
+    data than the file holds (a cut download or copy; the frames there are readable)."""
 
     sample_rate: int
     channels: int
     frames: int
+    truncated: bool = False
 
     @property
     def duration_s(self) -> float:
+        """Length in seconds."""
         return self.frames / self.sample_rate
+
+
+def _check_file(path: Path) -> None:
+    """Refuse what soundfile would misreport: a missing or special file (a named pipe
+    must be refused before it is opened, which would block), a folder, an empty or an
+    unreadable file.
+
+    Raises:
+        AudioError: the reason, in a few words.
+    """
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        raise AudioError("no such file") from None
+    except PermissionError:
+        raise AudioError("permission denied") from None
+    except OSError as error:
+        raise AudioError(error.strerror or str(error)) from None
+    if stat.S_ISDIR(mode):
+        raise AudioError("is a directory")
+    for test, kind in _FILE_KINDS:
+        if test(mode):
+            raise AudioError(f"not a regular file ({kind})")
+    try:
+        os.close(os.open(path, os.O_RDONLY))
+    except PermissionError:
+        raise AudioError("permission denied") from None
+    except OSError as error:
+        raise AudioError(error.strerror or str(error)) from None
+    if path.stat().st_size == 0:
+        raise AudioError("empty file")
 
 
 def _open(path: Path):
     import soundfile as sf
 
     path = Path(path)
-    if not path.exists():
-        raise AudioError("no such file")
-    if path.is_dir():
-        raise AudioError("is a directory")
-    if path.stat().st_size == 0:
-        raise AudioError("empty file")
+    _check_file(path)
     try:
         handle = sf.SoundFile(str(path))
     except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as error:
@@ -69,22 +106,36 @@ def _reason(error: Exception) -> str:
     return text.split(": ", 1)[-1].rstrip(".")
 
 
+def _truncated(handle) -> bool:
+    """Whether libsndfile found the data chunk shorter than the header says."""
+    try:
+        log = handle.extra_info
+    except Exception:  # noqa: BLE001 - the log is a nicety; no log, no warning
+        return False
+    return any(int(found) < int(declared) for _, declared, found in _SHORT_CHUNK.findall(log))
+
+
 def audio_info(path: Path) -> AudioInfo:
-    """Sample rate, channels and length of an audio file.
+    """Sample rate, channels and length of an audio file, and whether it is truncated.
 
     Raises:
-        AudioError: missing, empty, unreadable or not audio.
+        AudioError: missing, not a regular file, a folder, empty, permission denied,
+            or not audio.
     """
     with _open(path) as f:
-        return AudioInfo(f.samplerate, f.channels, f.frames)
+        return AudioInfo(f.samplerate, f.channels, f.frames, _truncated(f))
 
 
 def read_blocks(path: Path, block_seconds: float = 10.0, sample_rate: int = SAMPLE_RATE) -> Iterator[np.ndarray]:
     """Mono float32 audio at ``sample_rate``, in blocks of about ``block_seconds``.
 
+    A WAV whose header promises more data than it holds gives the frames it holds
+    (:func:`audio_info` tells; the command line warns).
+
     Raises:
-        AudioError: missing, empty, unreadable, truncated or zero-length file (raised
-            before the first block for header problems, during iteration for data errors).
+        AudioError: missing, special, empty, unreadable or zero-length file, or audio
+            data that cannot be decoded (raised before the first block for header
+            problems, during iteration for data errors).
     """
     import soundfile as sf
 
@@ -153,6 +204,8 @@ class StreamResampler:
         self._buffer = np.zeros(self._context if self._transform else 0, np.float32)  # left zero padding
 
     def _resample(self, segment: np.ndarray, trim_left: int, count: int) -> np.ndarray:
+        import torch  # loaded by torchaudio already
+
         with torch.inference_mode():
             out = self._transform(torch.from_numpy(np.ascontiguousarray(segment)))
         return out[trim_left : trim_left + count].numpy()

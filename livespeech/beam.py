@@ -29,13 +29,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, fields, replace
 
-import numpy as np
-import torch
+from typing import TYPE_CHECKING
 
 from livespeech.decoding import Word
 from livespeech.lexicon import LexiconError, is_word, read_lexicon
 from livespeech.lm import LanguageModelError, LanguageModelFiles, load_kenlm, temporary_arpa, with_unigrams
 from livespeech.text import BLANK, Vocabulary
+
+if TYPE_CHECKING:  # numpy and torch are imported where used: DecoderChoice, for the usage checks, stays light
+    import torch
 
 SPACE_CHAR = " "  # the vocabulary token that separates words: the lexicon's word boundary
 IMPOSSIBLE = -1.0e4  # log-probability of every other token in the closing boundary step
@@ -130,6 +132,8 @@ class BeamSearchDecoder:
             word_score=float(options.word_score), unk_score=float("-inf"), sil_score=float(options.sil_score),
             log_add=False, criterion_type=CriterionType.CTC)
         self._decoder = LexiconDecoder(settings, self._trie, lm, self.space, BLANK, -1, [], False)
+        import torch
+
         closing = torch.full((1, len(vocabulary)), IMPOSSIBLE)
         closing[0, self.space] = 0.0
         self._closing = closing
@@ -180,7 +184,7 @@ class BeamSearchDecoder:
         self._partial = None
 
     def _step(self, log_probs: torch.Tensor) -> None:
-        emissions = log_probs.detach().to("cpu", torch.float32).contiguous()  # alive during the call
+        emissions = log_probs.detach().float().cpu().contiguous()  # alive during the call
         S, V = emissions.shape
         self._decoder.decode_step(emissions.data_ptr(), S, V)
 
@@ -222,6 +226,8 @@ class BeamSearchDecoder:
                 is step i - 1.
             labels: the word index completed at each position, or -1.
         """
+        import numpy as np
+
         tokens = np.asarray(tokens, dtype=np.int64)
         labels = np.asarray(labels, dtype=np.int64)[1 : len(tokens)]
         step_tokens = tokens[1:]

@@ -9,26 +9,38 @@ checked for presence and size; they are read only when a beam search is built
 (:func:`livespeech.beam.word_decoder_for`), and a problem with them is kept in
 :attr:`Bundle.language_model_problem` rather than raised, since greedy decoding
 does not need them.
+
+Importing this module is light (no torch): ``livespeech models`` and the command
+line's usage checks read configs without it; :func:`load_bundle` imports torch.
 """
 
 from __future__ import annotations
 
 import json
 import math
-import os
 from dataclasses import dataclass, fields
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import torch
-
-from livespeech.features import FeatureConfig
+from livespeech.atomic import atomic_path, write_text_atomic
 from livespeech.lm import LanguageModelError, LanguageModelFiles, language_model_files
-from livespeech.model import CTCModel, ModelDims
 from livespeech.text import Vocabulary
+
+if TYPE_CHECKING:
+    from livespeech.features import FeatureConfig
+    from livespeech.model import CTCModel
 
 FORMAT_VERSION = 1
 CONFIG_FILE, WEIGHTS_FILE, CARD_FILE = "config.json", "model.safetensors", "MODEL_CARD.md"
 MAX_WEIGHTS_BYTES = 512 * 1024 * 1024  # refuse absurd files before reading them
+DELAY_KEY = "emission_delay_s"  # config.json: how late the model emits what it hears, seconds
+# Word times from emission steps are late: measured by bench/word_delay.py on 300 FSDD
+# digits (padded with silence; speech span by energy, 30 dB below the loudest frame),
+# words start 0.13 s after the speech onset and end 0.04 s before its offset (median;
+# 0.10 and 0.01 s at 20 dB, 0.13 and 0.06 s at 40 dB); the mid-point is late by
+# 0.045 s for base, 0.05 s for digits, 0.0575 s for commands (0.045-0.055 s at 20-40 dB).
+DEFAULT_EMISSION_DELAY_S = 0.05  # seconds taken off word times, for models whose config gives none
+MAX_EMISSION_DELAY_S = 1.0  # larger config values are refused as nonsense
 
 
 class ModelError(Exception):
@@ -54,6 +66,13 @@ class Bundle:
     def seconds_per_step(self) -> float:
         """Duration of one output step in seconds."""
         return self.features.frame_seconds * self.model.dims.stack
+
+    @property
+    def emission_delay_s(self) -> float:
+        """Seconds by which the model emits a word's characters after the word is heard
+        (taken off word times): the config's ``emission_delay_s``, else
+        ``DEFAULT_EMISSION_DELAY_S``."""
+        return float(self.config.get(DELAY_KEY, DEFAULT_EMISSION_DELAY_S))
 
 
 def _dataclass_from(cls, data, what: str):
@@ -92,6 +111,9 @@ def read_config(folder: Path) -> dict:
     for key in ("features", "dims", "vocabulary", "normalization"):
         if key not in config:
             raise ModelError(f"{path}: missing '{key}'")
+    delay = config.get(DELAY_KEY, DEFAULT_EMISSION_DELAY_S)
+    if isinstance(delay, bool) or not isinstance(delay, (int, float)) or not 0 <= delay <= MAX_EMISSION_DELAY_S:
+        raise ModelError(f"{path}: '{DELAY_KEY}' must be a number of seconds in [0, {MAX_EMISSION_DELAY_S}], got {delay!r}")
     return config
 
 
@@ -101,8 +123,12 @@ def load_bundle(folder: Path) -> Bundle:
     Raises:
         ModelError: anything wrong with the folder, config or weights.
     """
+    import torch
     from safetensors import SafetensorError
     from safetensors.torch import load_file
+
+    from livespeech.features import FeatureConfig
+    from livespeech.model import CTCModel, ModelDims
 
     folder = Path(folder)
     config = read_config(folder)
@@ -116,7 +142,7 @@ def load_bundle(folder: Path) -> Bundle:
         raise ModelError(f"config.json: vocabulary has {len(vocabulary)} tokens but dims.vocab_size is {dims.vocab_size}")
     if features.n_mels != dims.n_mels:
         raise ModelError(f"config.json: features.n_mels {features.n_mels} != dims.n_mels {dims.n_mels}")
-    expected = _expected_tensors(dims)
+    _check_size(dims)
     weights = folder / WEIGHTS_FILE
     if not weights.is_file():
         raise ModelError(f"{weights}: missing")
@@ -126,6 +152,10 @@ def load_bundle(folder: Path) -> Bundle:
         state = load_file(str(weights))
     except (SafetensorError, OSError, ValueError, RuntimeError) as error:
         raise ModelError(f"{weights}: not a valid safetensors file ({error})") from None
+    # Built for real (a few ms) rather than on the "meta" device, whose first use costs
+    # ~0.8 s of imports; _check_size has bounded its size by arithmetic already.
+    model = CTCModel(dims)
+    expected = model.state_dict()
     if set(state) != set(expected):
         missing, extra = sorted(set(expected) - set(state)), sorted(set(state) - set(expected))
         raise ModelError(f"{weights}: tensors do not match config (missing {missing[:3]}, unexpected {extra[:3]})")
@@ -144,7 +174,6 @@ def load_bundle(folder: Path) -> Bundle:
         raise ModelError(f"config.json: normalization mean/std must be {dims.n_mels} values, std positive")
     if not torch.equal(mean, state["feature_mean"]) or not torch.equal(std, state["feature_std"]):
         raise ModelError("config.json: normalization statistics differ from the weights")
-    model = CTCModel(dims)  # built only now that its size is known to be sane
     model.load_state_dict(state)
     model.eval()
     language_model, problem = None, None
@@ -155,19 +184,16 @@ def load_bundle(folder: Path) -> Bundle:
     return Bundle(config.get("name", folder.name), folder, model, features, vocabulary, config, language_model, problem)
 
 
-def _expected_tensors(dims: ModelDims) -> dict[str, torch.Tensor]:
-    """The state dict a model of ``dims`` has, as storage-free "meta" tensors (shape
-    and dtype only), so absurd dims in an untrusted config cost no memory.
+def _check_size(dims) -> None:
+    """Refuse dims whose weights would exceed ``MAX_WEIGHTS_BYTES``, by arithmetic,
+    before anything is built (a config.json is untrusted input).
 
     Raises:
-        ModelError: the dims imply weights larger than MAX_WEIGHTS_BYTES (checked by
-            arithmetic before anything is built).
+        ModelError: the dims imply weights larger than MAX_WEIGHTS_BYTES.
     """
     size = 4 * dims.parameter_count()  # float32
     if size > MAX_WEIGHTS_BYTES:
         raise ModelError(f"config.json: dims imply {size} bytes of weights, more than {MAX_WEIGHTS_BYTES}")
-    with torch.device("meta"):
-        return CTCModel(dims).state_dict()
 
 
 def save_bundle(folder: Path, model: CTCModel, features: FeatureConfig, vocabulary: Vocabulary, info: dict, card: str) -> Path:
@@ -199,12 +225,10 @@ def save_bundle(folder: Path, model: CTCModel, features: FeatureConfig, vocabula
         "parameters": sum(p.numel() for p in model.parameters()),
     }
     _check_finite(config)
-    save_file(state, str(folder / (WEIGHTS_FILE + ".tmp")))
-    os.replace(folder / (WEIGHTS_FILE + ".tmp"), folder / WEIGHTS_FILE)
+    with atomic_path(folder / WEIGHTS_FILE) as tmp:
+        save_file(state, str(tmp))
     for name, text in ((CONFIG_FILE, json.dumps(config, indent=2) + "\n"), (CARD_FILE, card)):
-        tmp = folder / (name + ".tmp")
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, folder / name)
+        write_text_atomic(folder / name, text)
     return folder
 
 

@@ -4,9 +4,9 @@ in real time (or faster), both filling a :class:`~livespeech.ringbuffer.RingBuff
 The recognizer worker does not know its source: it reads the ring buffer at the
 source's :attr:`Source.sample_rate` and resamples to the model's rate itself.
 
-    source = MicSource(resolve_device("USB"))   # or FileSource("talk.wav")
+    source = open_source(None, "USB")           # or open_source("talk.wav", None)
     source.start()
-    chunk = source.ring.read(...)               # in the worker
+    chunk = source.ring.read(...)               # in the worker; or: for block in read_source(source)
     source.stop()
 
 The PortAudio callback only copies the samples (channel 0) into the preallocated
@@ -23,18 +23,19 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from livespeech.audio import AudioError, audio_info, read_blocks
-from livespeech.features import SAMPLE_RATE
+from livespeech.audio import SAMPLE_RATE, AudioError, StreamResampler, audio_info, read_blocks
 from livespeech.ringbuffer import RingBuffer
 
 BUFFER_S = 5.0  # ring buffer length, seconds: rides out a stalled consumer
 MIC_BLOCK_S = 0.02  # PortAudio block, seconds (20 ms)
 FILE_BLOCK_S = 0.01  # file source block, seconds (10 ms, like a small audio callback)
+READ_WAIT_S = 0.05  # read_source's longest wait for audio before checking the source, seconds
 SILENT_DEVICE_S = 2.0  # no callback for this long while running: the device is gone
 FALLBACK_RATES = (48_000, 44_100, 32_000, 22_050, 96_000, 24_000, 8_000)  # Hz, tried after 16 kHz and the default
 INSTALL_HINT = "install it with 'apt-get install libportaudio2' (or your system's portaudio package)"
@@ -375,6 +376,49 @@ class FileSource(Source):
         self.ring.write(piece)
         self.delivered += len(piece)
         return True
+
+
+def open_source(input_path: str | Path | None, device: str | None, speed: float | None = 1.0) -> Source:
+    """The session's source: ``input_path`` played at ``speed`` times real time (None:
+    as fast as it is read), or the microphone ``device`` (index or name; the default
+    input when None). Not started.
+
+    Raises:
+        AudioError: the input file cannot be read (the message names the file).
+        CaptureError: PortAudio missing, no input device, device not found or refused.
+    """
+    if input_path is not None:
+        try:
+            return FileSource(input_path, speed=speed)
+        except AudioError as error:
+            raise AudioError(f"{input_path}: {error}") from None
+    return MicSource(resolve_device(device))
+
+
+def read_source(source: Source, block_s: float = 0.05, sample_rate: int = SAMPLE_RATE) -> Iterator[np.ndarray]:
+    """The audio of a started source, as it comes, in blocks of about ``block_s``
+    resampled to ``sample_rate``: mono float32, shape (n,); what is left once the
+    source ends comes last.
+
+    Raises:
+        CaptureError: the source failed (its message).
+    """
+    resampler = StreamResampler(source.sample_rate, sample_rate)
+    block = max(1, round(block_s * source.sample_rate))
+    ring = source.ring
+    while True:
+        if ring.wait(block, READ_WAIT_S):
+            out = resampler.accept(ring.read(block))
+        else:
+            source.check()
+            if source.error:
+                raise CaptureError(source.error)
+            if not source.ended:
+                continue
+            yield np.concatenate([resampler.accept(ring.read(ring.available)), resampler.flush()])
+            return
+        if out.size:
+            yield out
 
 
 class _Pacer:

@@ -14,9 +14,10 @@ from pathlib import Path
 
 import torch
 
-from livespeech.audio import AudioError, read_blocks
+from livespeech.audio import AudioError, audio_info, read_blocks
 from livespeech.beam import BeamSearchDecoder
 from livespeech.bundle import Bundle
+from livespeech.cli import EXIT_FAILED, EXIT_OK, error_line, warning_line
 from livespeech.phrases import PhraseResult, PhraseScorer
 from livespeech.recognizer import Recognizer, Transcript, transcribe_blocks
 
@@ -58,20 +59,29 @@ def render(name: str, result: PhraseResult, fmt: str, several: bool) -> str:
 def classify_files(bundle: Bundle, scorer: PhraseScorer, files: list[str], fmt: str, chunk_ms: int = 100, debug: bool = False,
                    word_decoder: BeamSearchDecoder | None = None) -> int:
     """Classify each file and print one line per file; report failures one line each
-    on stderr. Returns the exit status: 0, or 1 when any file failed.  The phrase
-    scores use the CTC log-probabilities, whichever decoder (``word_decoder``, or
-    greedy when None) writes the utterances' text."""
+    on stderr, and warn of truncated files. Returns the exit status: 0, or 1 when any
+    file failed.  The phrase scores use the CTC log-probabilities, whichever decoder
+    (``word_decoder``, or greedy when None) writes the utterances' text.
+
+    Raises:
+        AudioError, OSError: only with ``debug``.
+    """
+    from livespeech.transcribe import truncation_warning
+
     recognizer = Recognizer(bundle, word_decoder=word_decoder)
-    status = 0
+    status = EXIT_OK
     for name in files:
         try:
+            warning = truncation_warning(audio_info(Path(name)))
             result = classify_file(recognizer, scorer, Path(name), chunk_ms)
         except (AudioError, OSError) as error:
             if debug:
                 raise
-            print(f"livespeech: error: {name}: {error}", file=sys.stderr, flush=True)
-            status = 1
+            error_line(f"{name}: {error}")
+            status = EXIT_FAILED
             continue
+        if warning is not None:
+            warning_line(f"{name}: {warning}")
         sys.stdout.write(render(name, result, fmt, several=len(files) > 1))
         sys.stdout.flush()
     return status

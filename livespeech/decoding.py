@@ -9,10 +9,12 @@ boundary is emitted once.
 from __future__ import annotations
 
 from dataclasses import dataclass
-
-import torch
+from typing import TYPE_CHECKING
 
 from livespeech.text import BLANK, Vocabulary
+
+if TYPE_CHECKING:  # tensors come in, torch is not called: importing this module stays light
+    import torch
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,8 @@ from dataclasses import asdict, dataclass
 
 import torch
 
-SAMPLE_RATE = 16_000  # Hz
+from livespeech.audio import SAMPLE_RATE  # 16 kHz, the models' rate: defined there, where importing it loads no torch
+
 N_FFT = 400  # 25 ms window at 16 kHz
 HOP_LENGTH = 160  # 10 ms hop at 16 kHz
 N_MELS = 80

@@ -19,6 +19,7 @@ import re
 from collections.abc import Iterable
 from pathlib import Path
 
+from livespeech.atomic import write_text_atomic
 from livespeech.text import normalize
 
 WORD_BOUNDARY = "|"  # the space token's name in lexicon spellings
@@ -53,9 +54,7 @@ def write_lexicon(words: Iterable[str], path: Path) -> int:
             raise LexiconError(f"cannot spell {word!r} with a-z and apostrophes")
         lines.append(f"{word}\t{spelling(word)}\n")
     path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text("".join(lines), encoding="utf-8")
-    tmp.replace(path)
+    write_text_atomic(path, "".join(lines))
     return path.stat().st_size
 
 

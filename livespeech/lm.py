@@ -31,6 +31,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from livespeech.atomic import atomic_path, write_text_atomic
+
 CONFIG_KEY = "language_model"
 MAX_ARPA_BYTES = 256 * 1024 * 1024  # refuse absurd files before reading them
 MAX_LEXICON_BYTES = 64 * 1024 * 1024
@@ -275,7 +277,8 @@ def temporary_arpa(arpa: Path) -> Path:
 
 def attach(folder: Path, arpa: Path, lexicon: Path, entry: dict) -> Path:
     """Copy a language model and its lexicon into a model folder and list them in its
-    ``config.json`` (written to a temporary file and renamed).
+    ``config.json``; each file is written to a temporary name and renamed
+    (:mod:`livespeech.atomic`), so an interrupted attach leaves the old files.
 
     Args:
         folder: the model folder.
@@ -291,10 +294,9 @@ def attach(folder: Path, arpa: Path, lexicon: Path, entry: dict) -> Path:
     config = json.loads(config_path.read_text(encoding="utf-8"))
     for source in (arpa, lexicon):
         if Path(source).resolve() != (folder / Path(source).name).resolve():
-            shutil.copyfile(source, folder / Path(source).name)
+            with atomic_path(folder / Path(source).name) as tmp:
+                shutil.copyfile(source, tmp)
     config[CONFIG_KEY] = {**entry, "arpa": Path(arpa).name, "arpa_bytes": (folder / Path(arpa).name).stat().st_size,
                           "lexicon": Path(lexicon).name, "lexicon_bytes": (folder / Path(lexicon).name).stat().st_size}
-    tmp = config_path.with_name(config_path.name + ".tmp")
-    tmp.write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
-    os.replace(tmp, config_path)
+    write_text_atomic(config_path, json.dumps(config, indent=2) + "\n")
     return folder

@@ -8,11 +8,15 @@ never replaced unless ``force`` is given.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
+import time
+from itertools import count
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from livespeech.recognizer import Transcript
+from livespeech.atomic import write_text_atomic
+
+if TYPE_CHECKING:  # the formats need no torch: importing this module stays light
+    from livespeech.recognizer import Transcript
 
 FORMATS = ("txt", "json", "srt", "vtt")
 MAX_CUE_WORDS = 12  # words per subtitle cue
@@ -66,24 +70,68 @@ def render(audio: str, transcript: Transcript, fmt: str) -> str:
 
 
 def write_atomic(path: Path, text: str, force: bool = False) -> None:
-    """Write ``text`` to ``path`` through a temporary file and a rename.
+    """Write ``text`` (UTF-8) to ``path`` through a temporary file and a rename
+    (:func:`livespeech.atomic.write_text_atomic`): an interrupted write leaves no
+    partial file, and the file gets the mode a plain write would (an existing file
+    keeps its own).
 
     Raises:
-        FileExistsError: ``path`` exists and ``force`` is False.
+        FileExistsError: ``path`` exists and ``force`` is False (nothing is changed).
+        OSError: the folder cannot be written.
     """
     path = Path(path)
-    if path.exists() and not force:
-        raise FileExistsError(f"{path} exists (use --force to overwrite)")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
+        write_text_atomic(path, text, overwrite=force)
+    except FileExistsError:
         if force:
-            os.replace(tmp, path)
-        else:
-            os.link(tmp, path)  # fails if path appeared meanwhile: never overwrite
-            os.unlink(tmp)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+            raise
+        raise FileExistsError(f"{path} exists (use --force to overwrite)") from None
+
+
+def format_clock(seconds: float) -> str:
+    """Session time as ``m:ss.s`` (``h:mm:ss`` from an hour on)."""
+    if seconds >= 3600:
+        h, rest = divmod(int(seconds), 3600)
+        return f"{h}:{rest // 60:02d}:{rest % 60:02d}"
+    m, s = divmod(max(0.0, seconds), 60)
+    return f"{int(m)}:{s:04.1f}"
+
+
+def save_transcript(segments: list, directory: Path, info: dict, stamp: str | None = None) -> tuple[Path, Path]:
+    """Write the live view's ``livespeech-STAMP.txt`` (one utterance a line) and
+    ``.json`` (``info`` plus text and utterances with times, words and phrases) into
+    ``directory``, each atomically; an existing file is never replaced: ``-2``,
+    ``-3``... are tried instead.
+
+    Args:
+        segments: the committed utterances (:class:`~livespeech.worker.Segment`), oldest first.
+        directory: an existing folder.
+        info: extra JSON fields (source, model...).
+        stamp: name part (default: local time, YYYYmmdd-HHMMSS).
+    Returns:
+        the txt and json paths.
+    Raises:
+        OSError: the folder cannot be written.
+    """
+    from livespeech.atomic import write_text_atomic
+
+    stamp = stamp or time.strftime("%Y%m%d-%H%M%S")
+    text = "".join(f"{s.text}\n" for s in segments)
+    document = {**info, "text": " ".join(s.text for s in segments), "utterances": [s.to_dict() for s in segments]}
+    body = json.dumps(document, indent=1) + "\n"
+    for n in count(1):
+        stem = f"livespeech-{stamp}" + (f"-{n}" if n > 1 else "")
+        txt, jsn = directory / f"{stem}.txt", directory / f"{stem}.json"
+        if txt.exists() or jsn.exists():
+            continue
+        try:
+            write_text_atomic(txt, text, overwrite=False)
+        except FileExistsError:
+            continue
+        try:
+            write_text_atomic(jsn, body, overwrite=False)
+        except FileExistsError:
+            txt.unlink()
+            continue
+        return txt, jsn
+    raise AssertionError("unreachable")

@@ -31,9 +31,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-
-import torch
-import torch.nn.functional as F
+from typing import TYPE_CHECKING
 
 from livespeech.decoding import greedy_ids
 from livespeech.text import BLANK, Vocabulary, normalize
@@ -41,6 +39,10 @@ from livespeech.text import BLANK, Vocabulary, normalize
 PHRASES_DIR = "phrases"  # inside the bundled assets folder
 MAX_PHRASE_FILE_BYTES = 1 << 20  # a phrase list, not a corpus
 CONFIG_KEY = "phrases"  # the entry of a phrase model's config.json
+NO_PHRASES = "none"  # the phrase-set spec that hides the live view's phrase panel
+
+if TYPE_CHECKING:  # torch is imported where scoring needs it: loading a phrase set stays light
+    import torch
 
 
 class PhraseSetError(ValueError):
@@ -69,6 +71,12 @@ def _bundled_folder() -> Path:
     from livespeech.registry import bundled_dir
 
     return bundled_dir("assets") / PHRASES_DIR
+
+
+def means_no_phrases(spec: str | None) -> bool:
+    """Whether a live view's ``--phrases`` spec asks for no phrase set: None, or
+    ``NO_PHRASES`` in any case with spaces around."""
+    return spec is None or spec.strip().lower() == NO_PHRASES
 
 
 def load_phrase_set(spec: str) -> PhraseSet:
@@ -199,6 +207,7 @@ class ScorerOptions:
         return cls(**options)
 
     def to_dict(self) -> dict:
+        """The options as keyword values (the ``scorer`` entry of a phrase model's config.json)."""
         return asdict(self)
 
 
@@ -213,6 +222,9 @@ def ctc_log_likelihoods(log_probs: torch.Tensor, targets: list[list[int]]) -> to
     Returns:
         shape (K,), float32; ``-inf`` for a sequence that needs more steps than S.
     """
+    import torch
+    import torch.nn.functional as F
+
     S, V = log_probs.shape
     K = len(targets)
     if K == 0:
@@ -284,6 +296,8 @@ class PhraseScorer:
 
     def posterior(self, scores: PhraseScores) -> tuple[torch.Tensor, float]:
         """(p_k for each phrase, shape (K,); p_none) from raw scores."""
+        import torch
+
         o = self.options
         if scores.ratio == float("-inf"):  # no phrase fits in the utterance's steps
             return torch.zeros(len(self.targets)), 1.0
@@ -309,7 +323,7 @@ class PhraseScorer:
     def result(self, scores: PhraseScores) -> PhraseResult:
         """The classification from raw scores (so calibration can try options cheaply)."""
         p, p_none = self.posterior(scores)
-        order = torch.argsort(p, descending=True, stable=True).tolist()
+        order = sorted(range(len(p)), key=lambda k: -float(p[k]))  # stable: ties keep phrase order
         top = tuple((self.phrase_set.phrases[k], float(p[k])) for k in order[: self.options.top])
         if top and top[0][1] > p_none:
             return PhraseResult(top[0][0], top[0][1], top)

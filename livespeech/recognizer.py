@@ -9,12 +9,17 @@ blank or space after at least one character (or ``max_utterance_s`` of speech).
 Then its text is committed, and the model and decoder restart from a fresh state at
 exactly that step, re-running the rest of the chunk, so the result does not depend
 on the chunk size and hours of audio do not drift.
+
+Word times are audio times: a unidirectional CTC model emits a character a little
+after it hears it, so the words' emission times are moved earlier by the model's
+emission delay (:attr:`livespeech.bundle.Bundle.emission_delay_s`) and clamped to
+the audio received, so no word ends after the audio does.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -45,8 +50,11 @@ class EndpointConfig:
 
 @dataclass(frozen=True)
 class Utterance:
-    """A finished utterance: its text, words with times (seconds from the stream's
-    start), its span, and its log-probabilities, shape (S, V), for phrase scoring."""
+    """A finished utterance: its text, words with times (seconds of audio from the
+    stream's start, corrected for the model's delay), the span of its model steps
+    (``start_s``, ``end_s``: emission times, uncorrected; the last one's includes the
+    flush padding), and its log-probabilities, shape (S, V), one row per step, for
+    phrase scoring."""
 
     text: str
     words: tuple[Word, ...]
@@ -83,11 +91,15 @@ class Recognizer:
         bundle: a loaded model folder.
         endpoint: endpointing settings.
         word_decoder: beam search over words for the text (None: the greedy characters).
+        emission_delay_s: seconds by which the model emits characters after hearing
+            them, taken off word times (None: the model's, ``bundle.emission_delay_s``;
+            0: raw emission times, as ``bench/word_delay.py`` measures them).
     """
 
     def __init__(self, bundle: Bundle, endpoint: EndpointConfig = EndpointConfig(),
-                 word_decoder: BeamSearchDecoder | None = None):
+                 word_decoder: BeamSearchDecoder | None = None, emission_delay_s: float | None = None):
         self.bundle = bundle
+        self.emission_delay_s = bundle.emission_delay_s if emission_delay_s is None else float(emission_delay_s)
         self.model = bundle.model
         self.frontend = StreamingLogMel(bundle.features)
         self.sample_rate = bundle.features.sample_rate
@@ -126,10 +138,10 @@ class Recognizer:
             the chunk's :class:`ChunkResult`.
         """
         t0 = time.perf_counter()
+        self._samples += len(samples)  # before _run: words committed in this chunk may lie anywhere in it
         with torch.inference_mode():
             features = self.frontend.accept(torch.from_numpy(np.ascontiguousarray(samples, dtype=np.float32)))
             emissions, committed = self._run(features)
-        self._samples += len(samples)
         return self._result(features, emissions, committed, t0)
 
     def flush(self) -> ChunkResult:
@@ -203,10 +215,10 @@ class Recognizer:
         """Close the utterance in progress; None when it had no text."""
         if self.word_decoder is not None:
             text, words = self.word_decoder.finish()
-            words = tuple(words)
             self.word_decoder.reset(step_offset=self.decoder.steps)
         else:
-            text, words = self.decoder.text, tuple(self.decoder.words())
+            text, words = self.decoder.text, self.decoder.words()
+        words = tuple(self._audio_times(words))
         log_probs = torch.cat(self._utterance_log_probs) if self._utterance_log_probs else torch.zeros(0, len(self.bundle.vocabulary))
         start_s = self._start_step * self.seconds_per_step
         end_s = self.decoder.steps * self.seconds_per_step
@@ -217,6 +229,16 @@ class Recognizer:
         if not text:
             return None
         return Utterance(text, words, start_s, end_s, log_probs)
+
+    def _audio_times(self, words: Iterable[Word]) -> Iterator[Word]:
+        """Words with their emission times moved earlier by the emission delay and
+        clamped to the audio received so far, [0, audio_s] seconds."""
+        audio_s = self._samples / self.sample_rate
+        delay = self.emission_delay_s
+        for w in words:
+            start = min(max(w.start_s - delay, 0.0), audio_s)
+            end = min(max(w.end_s - delay, start), audio_s)
+            yield replace(w, start_s=start, end_s=end)
 
 
 @dataclass(frozen=True)

@@ -8,14 +8,14 @@ folder-per-phrase layout that ``livespeech-train phrases --recordings DIR`` read
     DIR/lights_on/take_001.wav, DIR/lights_on/take_002.wav, DIR/next_slide/take_001.wav ...
 
 Existing takes are never overwritten: numbering continues after the last one.
-``--input FILE`` takes the audio from a file instead of the microphone (its spoken
-segments become the takes, in order), for tests and for cutting a long recording.
+The audio comes from a :class:`~livespeech.capture.Source` through its ring buffer,
+as in the live view: the microphone, or with ``--input FILE`` a file read as fast as
+the takes are cut (its spoken segments become the takes, in order), for tests and
+for cutting a long recording.
 """
 
 from __future__ import annotations
 
-import math
-import os
 import re
 import sys
 from collections.abc import Iterable, Iterator
@@ -24,17 +24,16 @@ from pathlib import Path
 
 import numpy as np
 
+from livespeech.atomic import atomic_path
+from livespeech.capture import Source, read_source
 from livespeech.features import FRAMES_PER_SECOND, SAMPLE_RATE
+from livespeech.levels import SILENCE_DB, level_db, meter_cells
 from livespeech.phrases import PhraseSet
 from livespeech.text import normalize
 
 FRAME = SAMPLE_RATE // FRAMES_PER_SECOND  # 160 samples: 10 ms level frames
-BLOCK_MS = 50  # microphone read size
+BLOCK_MS = 50  # audio read size, milliseconds
 TAKE_PATTERN = re.compile(r"take_(\d+)\.wav$")
-
-
-class RecordError(Exception):
-    """Recording cannot go on (no microphone, PortAudio missing, unreadable input file)."""
 
 
 @dataclass(frozen=True)
@@ -60,12 +59,6 @@ class SegmenterConfig:
     max_seconds: float = 6.0
 
 
-def level_db(samples: np.ndarray) -> float:
-    """RMS level of ``samples`` in dB relative to full scale (-120 for silence)."""
-    rms = math.sqrt(float(np.mean(np.square(samples, dtype=np.float64)))) if samples.size else 0.0
-    return 20 * math.log10(max(rms, 1e-6))
-
-
 class Segmenter:
     """Cuts a 16 kHz stream into takes: spoken segments padded with ``pad_s`` of context.
 
@@ -86,7 +79,7 @@ class Segmenter:
     def reset(self) -> None:
         """Forget the stream (the background estimate too)."""
         self.floor_db: float | None = None  # set by the first frame
-        self.level = -120.0
+        self.level = SILENCE_DB
         self._rest = np.zeros(0, np.float32)
         self._frames: list[np.ndarray] = []  # context before speech, then the take
         self._speech = 0  # speech frames in the take so far (0: not in a take)
@@ -155,74 +148,15 @@ def next_take_path(folder: Path) -> Path:
 
 
 def save_take(folder: Path, samples: np.ndarray) -> Path:
-    """Write a take as 16 kHz 16-bit WAV through a temporary file; returns its path."""
+    """Write a take as 16 kHz 16-bit WAV, atomically and never over an existing file;
+    returns its path."""
     import soundfile as sf
 
     folder.mkdir(parents=True, exist_ok=True)
     path = next_take_path(folder)
-    tmp = path.with_name(f".{path.name}.tmp")
-    sf.write(tmp, samples, SAMPLE_RATE, subtype="PCM_16", format="WAV")
-    os.replace(tmp, path)
+    with atomic_path(path, overwrite=False) as tmp:
+        sf.write(tmp, samples, SAMPLE_RATE, subtype="PCM_16", format="WAV")
     return path
-
-
-# --- audio sources: blocks of mono float32 at 16 kHz ------------------------------------
-
-
-def file_blocks(path: Path) -> Iterator[np.ndarray]:
-    """The audio of a file as fast as it can be read; the file is checked at once.
-
-    Raises:
-        RecordError: the file cannot be read as audio (now, or while reading it).
-    """
-    from livespeech.audio import AudioError, audio_info, read_blocks
-
-    try:
-        audio_info(path)
-    except AudioError as error:
-        raise RecordError(f"{path}: {error}") from None
-
-    def blocks() -> Iterator[np.ndarray]:
-        try:
-            yield from read_blocks(path, block_seconds=BLOCK_MS / 1000, sample_rate=SAMPLE_RATE)
-        except AudioError as error:
-            raise RecordError(f"{path}: {error}") from None
-
-    return blocks()
-
-
-def microphone_blocks(device: str | None) -> Iterator[np.ndarray]:
-    """Blocks from an input device (number or name), resampled to 16 kHz; the
-    device is opened at once.
-
-    Raises:
-        RecordError: sounddevice or PortAudio missing, or the device cannot be opened.
-    """
-    try:
-        import sounddevice as sd
-    except (ImportError, OSError) as error:
-        raise RecordError(f"no audio input: sounddevice/PortAudio is not available ({error}); "
-                          "install it with 'apt-get install libportaudio2', or use --input FILE") from None
-    from livespeech.audio import StreamResampler
-
-    chosen = int(device) if device is not None and device.isdigit() else device
-    try:
-        rate = int(sd.query_devices(chosen, kind="input")["default_samplerate"])
-        stream = sd.InputStream(device=chosen, channels=1, samplerate=rate, dtype="float32")
-    except (sd.PortAudioError, ValueError) as error:
-        raise RecordError(f"cannot open input device {device if device is not None else '(default)'}: {error}") from None
-    resampler = StreamResampler(rate, SAMPLE_RATE)
-    block = max(1, rate * BLOCK_MS // 1000)
-
-    def blocks() -> Iterator[np.ndarray]:
-        with stream:
-            while True:
-                data, _overflowed = stream.read(block)  # (block, 1)
-                out = resampler.accept(data[:, 0])
-                if out.size:
-                    yield out
-
-    return blocks()
 
 
 # --- display: prompts and the level meter --------------------------------------------
@@ -247,7 +181,7 @@ class PlainDisplay:
 class MeterDisplay(PlainDisplay):
     """The prompt and a live input level meter on a terminal (rich)."""
 
-    FLOOR_DB = -60.0  # left end of the meter
+    CELLS = 30  # width of the meter
 
     def __init__(self):
         from rich.console import Console
@@ -260,12 +194,11 @@ class MeterDisplay(PlainDisplay):
 
     def prompt(self, phrase: str, take: int, takes: int) -> None:
         self.text = f'Say: [bold]"{phrase}"[/bold]  take {take}/{takes}'
-        self.level(-120.0, False)
+        self.level(SILENCE_DB, False)
 
     def level(self, db: float, recording: bool) -> None:
-        width = 30
-        filled = int(width * min(1.0, max(0.0, (db - self.FLOOR_DB) / -self.FLOOR_DB)))
-        bar = "[green]" + "#" * filled + "[/green]" + "-" * (width - filled)
+        filled = meter_cells(db, self.CELLS)
+        bar = "[green]" + "#" * filled + "[/green]" + "-" * (self.CELLS - filled)
         state = "[red]recording[/red]" if recording else "listening"
         self.live.update(f"{self.text}\n{bar} {max(db, -99):5.1f} dBFS  {state}")
 
@@ -276,38 +209,41 @@ class MeterDisplay(PlainDisplay):
         self.live.stop()
 
 
-def record_phrases(phrase_set: PhraseSet, out: Path, takes: int, device: str | None = None,
-                   input_file: Path | None = None, max_seconds: float = 6.0, display=None) -> list[Path]:
+def record_phrases(phrase_set: PhraseSet, out: Path, takes: int, source: Source, max_seconds: float = 6.0,
+                   display=None) -> list[Path]:
     """Record ``takes`` takes of every phrase into ``out`` (folder per phrase).
 
     Args:
-        device: input device number or name (the system default when None).
-        input_file: take the audio from this file instead of the microphone.
+        source: where the audio comes from, not started (see
+            :func:`~livespeech.capture.open_source`); started here, stopped at the end.
         display: where prompts and the meter go (a terminal meter when stderr is a
             terminal, else plain lines).
     Returns:
-        the saved files in order; fewer than ``takes * len(phrases)`` when the input
-        file ended first.
+        the saved files in order; fewer than ``takes * len(phrases)`` when the source
+        ended first.
     Raises:
-        RecordError: no usable audio input.
+        CaptureError: the source cannot start, or failed.
     """
-    blocks = file_blocks(input_file) if input_file is not None else microphone_blocks(device)
-    display = display or (MeterDisplay() if sys.stderr.isatty() else PlainDisplay())
-    segmenter = Segmenter(SegmenterConfig(max_seconds=max_seconds))
-    stream = _takes(blocks, segmenter, display)
-    saved: list[Path] = []
+    source.start()
     try:
-        for phrase in phrase_set.phrases:
-            for take in range(1, takes + 1):
-                display.prompt(phrase, take, takes)
-                samples = next(stream, None)
-                if samples is None:
-                    return saved
-                saved.append(save_take(Path(out) / phrase_folder(phrase), samples))
-                display.saved(saved[-1], len(samples) / SAMPLE_RATE)
+        display = display or (MeterDisplay() if sys.stderr.isatty() else PlainDisplay())
+        segmenter = Segmenter(SegmenterConfig(max_seconds=max_seconds))
+        stream = _takes(read_source(source, BLOCK_MS / 1000), segmenter, display)
+        saved: list[Path] = []
+        try:
+            for phrase in phrase_set.phrases:
+                for take in range(1, takes + 1):
+                    display.prompt(phrase, take, takes)
+                    samples = next(stream, None)
+                    if samples is None:
+                        return saved
+                    saved.append(save_take(Path(out) / phrase_folder(phrase), samples))
+                    display.saved(saved[-1], len(samples) / SAMPLE_RATE)
+        finally:
+            display.close()
+        return saved
     finally:
-        display.close()
-    return saved
+        source.stop()
 
 
 def _takes(blocks: Iterable[np.ndarray], segmenter: Segmenter, display) -> Iterator[np.ndarray]:

@@ -11,7 +11,7 @@ import unicodedata
 BLANK = 0
 DEFAULT_VOCABULARY: tuple[str, ...] = ("<blank>", " ", "'", *"abcdefghijklmnopqrstuvwxyz")
 
-_DIGIT_WORDS = "zero one two three four five six seven eight nine".split()
+DIGIT_WORDS: tuple[str, ...] = tuple("zero one two three four five six seven eight nine".split())  # 0-9 as spoken
 
 
 class Vocabulary:
@@ -52,6 +52,6 @@ def normalize(text: str) -> str:
     """
     text = text.replace("\u2019", "'").replace("\u2018", "'")
     text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode().lower()
-    text = re.sub(r"\d", lambda m: f" {_DIGIT_WORDS[int(m.group())]} ", text)
+    text = re.sub(r"\d", lambda m: f" {DIGIT_WORDS[int(m.group())]} ", text)
     text = re.sub(r"[^a-z' ]+", " ", text)
     return " ".join(text.split())

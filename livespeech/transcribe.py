@@ -5,15 +5,19 @@ worker processes, each of which loads the model once and runs it on ``threads``
 torch threads (default 1); this process prints or writes every result in the order
 the files were given, so the output is the same for any number of jobs.  Workers
 are started with "spawn": forking a process that has imported torch is unsafe.
+Workers die with this process, however it ends (Ctrl-C, SIGTERM, SIGKILL): on Linux
+the kernel kills them (``PR_SET_PDEATHSIG``), elsewhere they watch their parent.
 """
 
 from __future__ import annotations
 
 import atexit
+import ctypes
 import multiprocessing
 import os
 import signal
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
@@ -27,12 +31,15 @@ import torch
 from livespeech.audio import AudioError, audio_info, read_blocks
 from livespeech.beam import BeamSearchDecoder, DecoderChoice, word_decoder_for
 from livespeech.bundle import Bundle, load_bundle
+from livespeech.cli import EXIT_FAILED, EXIT_OK, PROG, error_line, warning_line
 from livespeech.output import render, write_atomic
 from livespeech.recognizer import Recognizer, Transcript, transcribe_blocks
 
 LONG_WORK_S = 30.0  # show a progress bar when there is more audio than this, or several files
 AUDIO_S_PER_JOB = 120.0  # default jobs: one per this much audio (a worker takes ~2 s to start, the time
                          # for ~2 minutes of audio at RTF 0.015)
+PARENT_POLL_S = 1.0  # where PR_SET_PDEATHSIG is missing: how often a worker checks that its parent lives
+PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
 
 
 @dataclass(frozen=True)
@@ -57,12 +64,14 @@ class Options:
 @dataclass(frozen=True)
 class FileResult:
     """One file's outcome: its rendered transcript, or None and the reason it failed;
-    ``audio_s``: seconds of audio transcribed."""
+    ``audio_s``: seconds of audio transcribed; ``warning``: a problem that did not stop
+    it (a truncated file), for one line on stderr."""
 
     name: str
     text: str | None
     audio_s: float = 0.0
     error: str | None = None
+    warning: str | None = None
 
 
 def available_cpus() -> int:
@@ -109,12 +118,25 @@ def transcribe_one(recognizer: Recognizer, name: str, options: Options) -> FileR
         AudioError, OSError: only with ``options.debug``.
     """
     try:
+        info = audio_info(Path(name))
         transcript = transcribe_file(recognizer, Path(name), options.chunk_ms)
     except (AudioError, OSError) as error:
         if options.debug:
             raise
         return FileResult(name, None, error=str(error))
-    return FileResult(name, render(name, transcript, options.fmt), transcript.audio_s)
+    warning = truncation_warning(info)
+    return FileResult(name, render(name, transcript, options.fmt), transcript.audio_s, warning=warning)
+
+
+def truncation_warning(info) -> str | None:
+    """The warning for a file whose header promises more audio than it holds, or None.
+
+    Args:
+        info: the file's :class:`~livespeech.audio.AudioInfo`.
+    """
+    if not info.truncated:
+        return None
+    return f"truncated file: its header promises more audio than the {info.duration_s:.2f} s it holds (transcribed those)"
 
 
 def transcribe_files(bundle: Bundle, files: list[str], options: Options, jobs: int = 1, threads: int = 1,
@@ -146,7 +168,7 @@ def transcribe_files(bundle: Bundle, files: list[str], options: Options, jobs: i
             advance()
     if len(files) > 1:
         _report_throughput(len(files), audio_s, time.perf_counter() - t0, jobs)
-    return 0 if ok else 1
+    return EXIT_OK if ok else EXIT_FAILED
 
 
 @contextmanager
@@ -159,7 +181,7 @@ def _results(bundle: Bundle, files: list[str], options: Options, jobs: int, thre
         yield (transcribe_one(recognizer, name, options) for name in files)
         return
     pool = ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn"),
-                               initializer=_start_worker, initargs=(bundle.path, threads, choice))
+                               initializer=_start_worker, initargs=(bundle.path, threads, choice, os.getpid()))
     try:
         yield pool.map(partial(_work, options=options), files)
     except BaseException:
@@ -172,17 +194,44 @@ def _results(bundle: Bundle, files: list[str], options: Options, jobs: int, thre
 _recognizer: Recognizer | None = None  # a worker process's own
 
 
-def _start_worker(model: Path, threads: int, choice: DecoderChoice = DecoderChoice("greedy")) -> None:
+def _start_worker(model: Path, threads: int, choice: DecoderChoice = DecoderChoice("greedy"), parent: int | None = None) -> None:
     """Set up a worker process: its torch threads and the model (with its beam search
     when ``choice`` is beam), loaded once. Ctrl-C is left to the parent, which stops
-    the workers; a worker leaves without Python's slow finalization (its results are
-    all sent by then)."""
+    the workers; the worker dies with its parent (process id ``parent``), however that
+    ends; a worker leaves without Python's slow finalization (its results are all sent
+    by then)."""
     global _recognizer
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    atexit.register(os._exit, 0)  # once the pool lets it go: tearing down torch takes about a second
+    _die_with_parent(os.getppid() if parent is None else parent)
+    atexit.register(os._exit, EXIT_OK)  # once the pool lets it go: tearing down torch takes about a second
     torch.set_num_threads(threads)
     bundle = load_bundle(model)
     _recognizer = Recognizer(bundle, word_decoder=word_decoder_for(bundle, choice))
+
+
+def _die_with_parent(parent: int) -> None:
+    """Make this worker end when its parent process ends, even by SIGKILL (which the
+    parent cannot handle): the kernel sends SIGKILL on Linux (``PR_SET_PDEATHSIG``),
+    else a daemon thread polls the parent id every ``PARENT_POLL_S`` seconds. A parent
+    that died before this ran is noticed at once (this process was reparented)."""
+    armed = False
+    if sys.platform.startswith("linux"):
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            armed = libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) == 0
+        except (OSError, AttributeError):
+            armed = False
+    if os.getppid() != parent:  # gone already
+        os._exit(EXIT_FAILED)
+    if not armed:
+        threading.Thread(target=_watch_parent, args=(parent,), name="parent-watch", daemon=True).start()
+
+
+def _watch_parent(parent: int) -> None:
+    """Leave at once when this process's parent has changed (the old one is gone)."""
+    while os.getppid() == parent:
+        time.sleep(PARENT_POLL_S)
+    os._exit(EXIT_FAILED)
 
 
 def _work(name: str, options: Options) -> FileResult:
@@ -214,7 +263,9 @@ def _emit(result: FileResult, options: Options, several: bool) -> bool:
         sys.stdout.write(_labelled(result.name, result.text, options.fmt, several))
         sys.stdout.flush()
     if error is not None:
-        print(f"livespeech: error: {result.name}: {error}", file=sys.stderr, flush=True)
+        error_line(f"{result.name}: {error}")
+    elif result.warning is not None:
+        warning_line(f"{result.name}: {result.warning}")
     return error is None
 
 
@@ -231,7 +282,7 @@ def _labelled(name: str, text: str, fmt: str, several: bool) -> str:
 def _report_throughput(files: int, audio_s: float, wall_s: float, jobs: int) -> None:
     """One line on stderr: files, seconds of audio, wall seconds, times real time."""
     speed = audio_s / wall_s if wall_s > 0 else float("inf")
-    print(f"livespeech: {files} files, {audio_s:.1f} s of audio in {wall_s:.1f} s "
+    print(f"{PROG}: {files} files, {audio_s:.1f} s of audio in {wall_s:.1f} s "
           f"({speed:.1f}x real time, {jobs} job{'s' if jobs > 1 else ''})", file=sys.stderr, flush=True)
 
 

@@ -1,3 +1,5 @@
+import os
+
 import numpy as np
 import pytest
 import soundfile as sf
@@ -100,3 +102,56 @@ def test_bad_files_raise_audio_error(tmp_path, write_audio):
             read_audio(tmp_path / name)
     with pytest.raises(AudioError, match="directory"):
         read_audio(tmp_path)
+
+
+def test_sample_rate_is_the_models():
+    from livespeech import audio, features
+
+    assert audio.SAMPLE_RATE == features.SAMPLE_RATE
+
+
+def test_named_pipe_is_refused_without_opening_it(tmp_path):
+    """Opening a FIFO for reading blocks until a writer comes: it must be refused from
+    its stat alone (this test would hang otherwise), and not called an empty file."""
+    fifo = tmp_path / "pipe.wav"
+    os.mkfifo(fifo)
+    for read in (audio_info, read_audio):
+        with pytest.raises(AudioError, match=r"^not a regular file \(a named pipe\)$"):
+            read(fifo)
+
+
+def test_unreadable_file_is_permission_denied(write_audio, monkeypatch):
+    """Not soundfile's "System error". Root reads a chmod 000 file, so the refusal is
+    simulated; the real one is tested below for other users."""
+    path = write_audio("locked.wav", speechlike(0.2), 16000)
+    real_open = os.open
+
+    def refuse(name, flags, *args, **kwargs):
+        if os.fspath(name) == str(path):
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_open(name, flags, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", refuse)
+    with pytest.raises(AudioError, match="^permission denied$"):
+        audio_info(path)
+
+
+@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() == 0, reason="root reads chmod 000 files")
+def test_chmod_000_file_is_permission_denied(write_audio):
+    path = write_audio("locked.wav", speechlike(0.2), 16000)
+    path.chmod(0)
+    try:
+        with pytest.raises(AudioError, match="^permission denied$"):
+            read_audio(path)
+    finally:
+        path.chmod(0o644)
+
+
+def test_truncated_wav_reads_what_is_there_and_says_so(write_audio, tmp_path):
+    good = write_audio("good.wav", speechlike(1.0), 16000, "PCM_16")
+    cut = tmp_path / "cut.wav"
+    cut.write_bytes(good.read_bytes()[: 44 + 2 * 8000])  # header + half the data
+    info = audio_info(cut)
+    assert info.truncated and info.frames == 8000
+    assert len(read_audio(cut)) == 8000
+    assert not audio_info(good).truncated

@@ -16,7 +16,8 @@ import pytest
 from livespeech import capture
 from livespeech.audio import AudioError, read_audio
 from livespeech.capture import (CaptureError, DeviceNotFound, FileSource, InputDevice, MicSource, NoInputDevice,
-                                PortAudioMissing, choose_settings, list_input_devices, load_sounddevice, resolve_device)
+                                PortAudioMissing, choose_settings, list_input_devices, load_sounddevice, open_source,
+                                read_source, resolve_device)
 from tests.conftest import ROOT, speechlike
 
 VIRTUAL_MIC = ROOT.parent / "shared" / "tools" / "virtual-mic"
@@ -310,6 +311,40 @@ def test_file_source_rejects_bad_files_and_arguments(tmp_path, write_audio):
         FileSource(tmp_path / "text.wav")
     with pytest.raises(ValueError):
         FileSource(write_audio("a.wav", speechlike(0.5), 16000), speed=0)
+
+
+# ----------------------------------------------------------------------------- opening and reading any source
+
+
+def test_open_source_gives_a_file_or_the_microphone(monkeypatch, write_audio):
+    path = write_audio("a.wav", speechlike(0.5), 16000)
+    source = open_source(str(path), None, speed=None)
+    assert isinstance(source, FileSource) and source.speed is None
+    with pytest.raises(AudioError, match=r"missing\.wav: no such file"):
+        open_source(str(path.with_name("missing.wav")), None)
+    monkeypatch.setattr(capture, "load_sounddevice", lambda: FakeSoundDevice(DEVICES, default=4, rates={44100, 48000}))
+    mic = open_source(None, "usb mic")
+    assert isinstance(mic, MicSource) and mic.device.index == 2 and mic.sample_rate == 48000
+    with pytest.raises(DeviceNotFound):
+        open_source(None, "bluetooth")
+
+
+def test_read_source_resamples_every_sample_then_stops_at_the_end():
+    source, stream = open_mic()  # 44.1 kHz
+    audio = speechlike(1.0, 44100)
+    for i in range(0, len(audio), 882):
+        stream.push(audio[i : i + 882, None])
+    source.ring.wake()
+    blocks = read_source(source, block_s=0.05)
+    first = next(blocks)
+    assert 0 < len(first) <= 800  # 50 ms at 16 kHz, less the resampler's delay
+    source.ended = True  # what a file source sets at its end
+    rest = np.concatenate([first, *blocks])
+    assert len(rest) == pytest.approx(16000, abs=2)
+    source.error = "the input device 'x' stopped (disconnected?)"
+    source.ended = False
+    with pytest.raises(CaptureError, match="stopped"):
+        next(read_source(source))
 
 
 # ----------------------------------------------------------------------------- real PortAudio

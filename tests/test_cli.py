@@ -26,12 +26,45 @@ def test_help():
 
 @pytest.mark.parametrize("args", [["transcribe", "--format", "nonsense", "x.wav"], ["transcribe"], ["frobnicate"],
                                   ["transcribe", "--chunk-ms", "0", "x.wav"], ["transcribe", "--jobs", "0", "x.wav"],
-                                  ["transcribe", "--jobs", "-1", "x.wav"], ["transcribe", "--jobs", "two", "x.wav"]])
+                                  ["transcribe", "--jobs", "-1", "x.wav"], ["transcribe", "--jobs", "two", "x.wav"],
+                                  ["transcribe", "--chunk-ms", "5001", "x.wav"], ["classify", "--chunk-ms", "100000", "x.wav"],
+                                  ["--chunk-ms", "60000"]])
 def test_usage_errors_exit_2_with_one_line(args):
     p = livespeech(*args)
     assert p.returncode == 2
     lines = p.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("livespeech: error:")
+
+
+HEAVY = ("torch", "torchaudio", "textual", "sounddevice")
+
+
+def test_importing_the_command_line_loads_nothing_heavy():
+    code = f"import sys, livespeech.cli; print([m for m in {HEAVY!r} if m in sys.modules])"
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    assert p.returncode == 0 and p.stdout.strip() == "[]", p.stderr
+
+
+@pytest.mark.parametrize("args", [["transcribe", "--chunk-ms", "9999", "x.wav"], ["transcribe", "--output-dir", "{file}", "x.wav"],
+                                  ["transcribe", "--decoder", "greedy", "--beam-size", "8", "x.wav"],
+                                  ["transcribe", "--words", "{missing}", "x.wav"], ["classify", "--decoder", "greedy", "--words", "{file}", "x.wav"],
+                                  # the live view: option checks, then "needs a terminal" (stdin is not one here)
+                                  ["--input", "x.wav", "--device", "0"], ["--phrases", "no-such-set"], ["--phrases", "None"],
+                                  ["--events", "{missing}/events.jsonl"], ["--decoder", "greedy", "--words", "{file}"],
+                                  ["classify", "--phrases", "no-such-set", "x.wav"],
+                                  ["classify", "--model", "{model}", "x.wav"],  # --phrases is needed: a general model
+                                  ["record", "no-such-set"], ["record", "digits", "--max-seconds", "0.1"],
+                                  ["record", "digits", "--max-seconds", "nan"], ["record", "digits", "--input", "x.wav", "--device", "0"]])
+def test_usage_errors_come_before_any_heavy_import(tmp_path, tiny_model_dir, args):
+    """A usage error costs Python's start, not torch's 2-3 s (bench/startup.py --usage times it)."""
+    (tmp_path / "a_file").write_text("x")
+    args = [a.format(file=tmp_path / "a_file", missing=tmp_path / "missing.txt", model=tiny_model_dir) for a in args]
+    code = ("import sys; from livespeech.cli import main; status = main(sys.argv[1:]); "
+            f"print(status, [m for m in {HEAVY!r} if m in sys.modules])")
+    p = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, env=dict(os.environ, PYTHONPATH=str(ROOT)),
+                       stdin=subprocess.DEVNULL)
+    assert p.stdout.strip() == "2 []", (p.stdout, p.stderr)
+    assert len(p.stderr.strip().splitlines()) == 1 and p.stderr.startswith("livespeech: error:")
 
 
 def test_transcribe_json_with_bad_files(tmp_path, tiny_model_dir, write_audio):
@@ -137,3 +170,119 @@ def test_default_jobs_one_per_two_minutes_of_audio(tmp_path, write_audio, monkey
     assert transcribe.default_jobs(short + [str(bad)]) == 1
     assert transcribe.default_jobs(long[:2]) == 2
     assert transcribe.default_jobs(long) == 4
+
+
+def _children(pid: int) -> list[int]:
+    """Process ids whose parent is ``pid`` (Linux /proc)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == pid:
+                found.append(int(entry))
+    return found
+
+
+def _alive(pid: int) -> bool:
+    """Running (a zombie, or gone, is not)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def _long_file(path):
+    """Ten minutes of audio at 8 kHz: a worker takes well over 20 s on it at --chunk-ms 10."""
+    import soundfile as sf
+
+    block = speechlike(10.0, 8000)
+    with sf.SoundFile(path, "w", 8000, 1, "PCM_U8") as f:
+        for _ in range(60):
+            f.write(block)
+    return path
+
+
+def _start_jobs(tiny_model_dir, files, text=False):
+    """`transcribe --jobs 2` on ``files`` (a short one first), once its workers are busy:
+    the short file's line is out, so they have loaded the model; and the worker ids."""
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    p = subprocess.Popen([sys.executable, "-m", "livespeech", "transcribe", "--model", str(tiny_model_dir), "--jobs", "2",
+                          "--chunk-ms", "10", *map(str, files)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=text)
+    p.stdout.readline()
+    return p, [w for w in _children(p.pid) if _alive(w)]
+
+
+def _clean_up(p, workers):
+    import signal
+
+    for w in workers:
+        if _alive(w):
+            os.kill(w, signal.SIGKILL)
+    if p.poll() is None:
+        p.kill()
+    p.communicate(timeout=30)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_workers_die_when_the_parent_is_killed(tmp_path, tiny_model_dir, write_audio):
+    """SIGKILL of `transcribe --jobs 2` leaves no worker running: they were once found
+    burning CPU minutes later, reparented to PID 1."""
+    import signal
+    import time
+
+    long = _long_file(tmp_path / "long.wav")
+    p, workers = _start_jobs(tiny_model_dir, [write_audio("short.wav", speechlike(0.3), 16000), long, long, long])
+    try:
+        assert len(workers) >= 2, workers
+        os.kill(p.pid, signal.SIGKILL)
+        p.wait(timeout=10)
+        deadline = time.monotonic() + 5.0
+        while any(_alive(w) for w in workers) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not any(_alive(w) for w in workers), "workers outlived their parent"
+    finally:
+        _clean_up(p, workers)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_sigterm_is_handled_like_ctrl_c(tmp_path, tiny_model_dir, write_audio):
+    """SIGTERM stops the workers and exits 143 with one line, no traceback."""
+    import signal
+    import time
+
+    long = _long_file(tmp_path / "long.wav")
+    p, workers = _start_jobs(tiny_model_dir, [write_audio("short.wav", speechlike(0.3), 16000), long, long], text=True)
+    try:
+        os.kill(p.pid, signal.SIGTERM)
+        _, err = p.communicate(timeout=20)
+        assert p.returncode == 128 + signal.SIGTERM
+        assert err.strip().splitlines() == ["livespeech: error: terminated (SIGTERM)"]
+        deadline = time.monotonic() + 5.0
+        while any(_alive(w) for w in workers) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not any(_alive(w) for w in workers)
+    finally:
+        _clean_up(p, workers)
+
+
+def test_pipe_and_truncated_file_messages(tmp_path, tiny_model_dir, write_audio):
+    """A FIFO is not called an empty file (nor waited on); a WAV cut short is
+    transcribed with one warning on stderr."""
+    fifo = tmp_path / "pipe.wav"
+    os.mkfifo(fifo)
+    good = write_audio("good.wav", speechlike(1.0), 16000, "PCM_16")
+    cut = tmp_path / "cut.wav"
+    cut.write_bytes(good.read_bytes()[: len(good.read_bytes()) // 2])
+    p = livespeech("transcribe", "--model", tiny_model_dir, "--format", "json", fifo, cut)
+    assert p.returncode == 1
+    error, warning, throughput = p.stderr.strip().splitlines()
+    assert error == f"livespeech: error: {fifo}: not a regular file (a named pipe)"
+    assert warning.startswith(f"livespeech: warning: {cut}: truncated file") and "0.50 s" in warning
+    assert THROUGHPUT.fullmatch(throughput)
+    row = json.loads(p.stdout)
+    assert row["audio"] == str(cut) and row["duration_s"] == pytest.approx(0.5, abs=0.01)

@@ -1,6 +1,6 @@
 """LiveWorker: chunks to events, endpoints, pause/end/failure flushing, session times
 across flushes and workers, phrase scoring, resampling with the real recognizer;
-plus level, saving and live-argument checks."""
+plus level, saving the live transcript and the live command's argument checks."""
 
 import json
 import threading
@@ -10,14 +10,16 @@ import numpy as np
 import pytest
 import torch
 
-from livespeech import live
+from livespeech import capture
+from livespeech.audio import AudioError, StreamResampler
 from livespeech.capture import DeviceNotFound
+from livespeech.cli import UsageError, check_live_arguments
 from livespeech.features import log_mel
-from livespeech.live import (MAX_ERRORS_IN_A_ROW, LiveSetupError, LiveUpdate, LiveWorker, RecognizerError, SourceEnded,
-                             SourceFailed, WorkerFailed, check_live_arguments, format_clock, level, load_phrase_model,
-                             save_transcript)
+from livespeech.output import format_clock, save_transcript
 from livespeech.recognizer import Recognizer, transcribe_blocks
-from livespeech.audio import StreamResampler
+from livespeech.ui.backend import load_phrase_model
+from livespeech.worker import (MAX_ERRORS_IN_A_ROW, LiveUpdate, LiveWorker, RecognizerError, SourceEnded, SourceFailed,
+                               WorkerFailed)
 from tests.conftest import speechlike
 from tests.livefakes import FailingRecognizer, FakeRecognizer, FakeScorer, ScriptedSource, encode
 
@@ -226,14 +228,6 @@ def test_real_recognizer_through_a_48_khz_source_matches_offline(tiny_bundle):
 # ----------------------------------------------------------------------------- helpers
 
 
-def test_level_in_dbfs_and_peak():
-    t = np.arange(16000) / 16000
-    db, peak = level((0.5 * np.sin(2 * np.pi * 440 * t)).astype(np.float32))
-    assert db == pytest.approx(20 * np.log10(0.5 / np.sqrt(2)), abs=0.01) and peak == pytest.approx(0.5, abs=1e-3)
-    assert level(np.zeros(100, np.float32)) == (live.SILENCE_DB, 0.0)
-    assert level(np.zeros(0, np.float32)) == (live.SILENCE_DB, 0.0)
-
-
 @pytest.mark.parametrize("seconds, text", [(0, "0:00.0"), (65.24, "1:05.2"), (3725, "1:02:05")])
 def test_format_clock(seconds, text):
     assert format_clock(seconds) == text
@@ -264,36 +258,32 @@ def test_save_writes_txt_and_json_and_never_overwrites(tmp_path):
 
 
 def test_live_arguments_are_checked_before_the_screen(tmp_path, monkeypatch, write_audio):
-    with pytest.raises(LiveSetupError, match="exclude each other"):
+    with pytest.raises(UsageError, match="exclude each other"):
         check_live_arguments("a.wav", "1")
-    with pytest.raises(LiveSetupError) as error:
+    with pytest.raises(AudioError, match="no such file") as error:  # not a usage error: exit status 1
         check_live_arguments(str(tmp_path / "missing.wav"), None)
-    assert not error.value.usage and "no such file" in str(error.value)
+    assert str(error.value).startswith(str(tmp_path / "missing.wav"))
     check_live_arguments(str(write_audio("ok.wav", speechlike(0.2), 16000)), None)
+    with pytest.raises(UsageError, match="--events .*: no such folder"):
+        check_live_arguments(None, None, events=tmp_path / "nowhere" / "events.jsonl")
 
     def not_found(spec):
         raise DeviceNotFound(f"no input device named {spec!r}")
 
-    monkeypatch.setattr(live, "resolve_device", not_found)
-    with pytest.raises(LiveSetupError, match="no input device named 'usb'") as error:
+    monkeypatch.setattr(capture, "resolve_device", not_found)
+    with pytest.raises(UsageError, match="no input device named 'usb'"):
         check_live_arguments(None, "usb")
-    assert error.value.usage
 
 
-def test_phrase_model_loading(monkeypatch, tiny_bundle):
+def test_phrase_model_loading(tiny_bundle):
     assert load_phrase_model("none", tiny_bundle.vocabulary) is None
-    if live.phrases_available():
-        model = load_phrase_model("digits", tiny_bundle.vocabulary)
-        assert model.name == "digits"
-        result = model.scorer.score(torch.log_softmax(torch.randn(40, len(tiny_bundle.vocabulary)), dim=-1))
-        assert result.phrase is None or result.phrase in ("zero", "one", "two", "three", "four", "five", "six", "seven",
-                                                          "eight", "nine")
-        with pytest.raises(ValueError):
-            load_phrase_model("no-such-set", tiny_bundle.vocabulary)
-    monkeypatch.setattr(live, "phrases_available", lambda: False)
-    with pytest.raises(live.PhrasesUnavailable):
-        load_phrase_model("commands", tiny_bundle.vocabulary)
-    assert live.bundled_phrase_sets() == []
+    model = load_phrase_model("digits", tiny_bundle.vocabulary)
+    assert model.name == "digits"
+    result = model.scorer.score(torch.log_softmax(torch.randn(40, len(tiny_bundle.vocabulary)), dim=-1))
+    assert result.phrase is None or result.phrase in ("zero", "one", "two", "three", "four", "five", "six", "seven",
+                                                      "eight", "nine")
+    with pytest.raises(ValueError):
+        load_phrase_model("no-such-set", tiny_bundle.vocabulary)
 
 
 # ----------------------------------------------------------------------------- command line
@@ -320,8 +310,6 @@ def livespeech(*args):
     (("--phrases", "no-such-set"), 2, "--phrases: no phrase set named 'no-such-set'"),
 ])
 def test_live_command_errors_are_one_line(tmp_path, args, status, words):
-    if "--phrases" in args and not live.phrases_available():
-        pytest.skip("no phrase classification in this version")
     p = livespeech(*[str(tmp_path / a) if a.endswith(".wav") else a for a in args])
     assert p.returncode == status
     lines = p.stderr.strip().splitlines()

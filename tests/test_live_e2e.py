@@ -32,7 +32,7 @@ import json, sys, threading
 import numpy as np
 from livespeech.bundle import load_bundle
 from livespeech.capture import MicSource, resolve_device
-from livespeech.live import LiveUpdate, LiveWorker
+from livespeech.worker import LiveUpdate, LiveWorker
 from livespeech.recognizer import Recognizer
 
 model, seconds = sys.argv[1], float(sys.argv[2])

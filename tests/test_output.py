@@ -1,4 +1,6 @@
 import json
+import os
+import stat
 
 import pytest
 import torch
@@ -43,3 +45,21 @@ def test_write_atomic_never_overwrites(tmp_path):
     write_atomic(target, "three", force=True)
     assert target.read_text() == "three"
     assert [p.name for p in tmp_path.iterdir()] == ["out.txt"]  # no temporary files left
+
+
+def test_write_atomic_gives_the_mode_a_plain_write_would(tmp_path):
+    """Transcripts once got 0600 (mkstemp ignores the umask), and --force turned an
+    existing 0644 file into 0600."""
+    old = os.umask(0o022)
+    try:
+        write_atomic(tmp_path / "new.txt", "new")
+        existing = tmp_path / "old.txt"
+        existing.write_text("old")
+        existing.chmod(0o644)
+        os.umask(0o077)  # plays no part for an existing file
+        write_atomic(existing, "replaced", force=True)
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "new.txt").stat().st_mode) == 0o644
+    assert stat.S_IMODE(existing.stat().st_mode) == 0o644
+    assert existing.read_text() == "replaced"

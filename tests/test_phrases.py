@@ -20,10 +20,14 @@ from livespeech.phrases import (
 from livespeech.text import BLANK, Vocabulary
 from tests.conftest import ROOT, make_model
 from training.data import Utterance
-from training.phrases import (
-    ScoredSet, calibrate, classification_metrics, contains_phrase, distractor_texts, fit_logistic, fit_temperature, install,
-    label_of, predictions, split_recordings, usable_for_evaluation,
-)
+from livespeech.model import ModelDims
+from training.config import TrainConfig
+from training.phrases.calibrate import calibrate, fit_logistic, fit_temperature
+from training.phrases.config import PhraseTrainConfig
+from training.phrases.corpora import split_recordings
+from training.phrases.install import install
+from training.phrases.scoring import ScoredSet, classification_metrics, predictions
+from training.phrases.texts import contains_phrase, distractor_texts, label_of, usable_for_evaluation
 
 VOCAB = Vocabulary()
 DIGITS = load_phrase_set("digits")
@@ -313,6 +317,21 @@ def test_install_replaces_only_with_force(tmp_path):
     install(staging, destination, force=True)
     assert (destination / "config.json").read_text() == "newer"
     assert sorted(p.name for p in destination.parent.iterdir()) == ["mine"]
+
+
+def test_phrase_config_fine_tunes_with_a_train_config(tmp_path):
+    config = PhraseTrainConfig.from_options("digits", "mine", max_steps=40, lr=1e-3, workers=1, work_dir=str(tmp_path))
+    assert config.workers == 1 and config.fine_tuning.workers == TrainConfig().workers  # synthesis, not DataLoader, workers
+    dims = ModelDims(n_mels=80, stack=2, hidden=64, layers=1, vocab_size=29, dropout=0.0)
+    run = config.train_config(dims, tmp_path / "base", ["train.jsonl*2"])
+    assert (run.max_steps, run.lr, run.lr_min, run.warmup_steps, run.freq_warp, run.seed) == (40, 1e-3, 1e-3 / 20, 50, 0.15, 1)
+    assert (run.stack, run.hidden, run.layers, run.dropout) == (2, 64, 1, 0.0)
+    assert run.run_dir == str(tmp_path / "run") and run.init_from == str(tmp_path / "base") and run.train == ["train.jsonl*2"]
+    assert run.log_every == 4 and run.eval_every == 400
+    with pytest.raises(ValueError, match="--steps must be positive"):
+        PhraseTrainConfig.from_options("digits", "mine", max_steps=0)
+    with pytest.raises(ValueError, match="plain model name"):
+        PhraseTrainConfig("digits", "../mine")
 
 
 def test_default_options_are_valid():

@@ -61,3 +61,38 @@ def test_reset_starts_over(tiny_bundle):
     a = transcribe_blocks(rec, [audio], 100)
     b = transcribe_blocks(rec, [audio], 100)
     assert a.text == b.text and b.audio_s == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("name, seconds", [("fsdd_3_theo_0", 0.2), ("fsdd_7_jackson_1", 0.3), ("fsdd_9_nicolas_2", 0.25)])
+def test_word_times_are_corrected_for_the_delay_and_lie_within_the_audio(name, seconds):
+    """A 0.2 s file once got a word at 0.21-0.27 s: emission times, late and unclamped."""
+    from livespeech.audio import read_audio
+    from livespeech.bundle import load_bundle
+    from livespeech.registry import find_model
+    from tests.conftest import ROOT
+
+    bundle = load_bundle(find_model("base"))
+    audio = read_audio(ROOT / "assets" / "samples" / f"{name}.wav")[: int(seconds * 16000)]  # cut right after the word
+    late = transcribe_blocks(Recognizer(bundle, emission_delay_s=0.0), [audio])
+    result = transcribe_blocks(Recognizer(bundle), [audio])
+    assert result.text == late.text and result.words
+    assert all(0.0 <= w.start_s <= w.end_s <= result.audio_s for w in result.words)
+    assert result.words[0].start_s == pytest.approx(max(0.0, late.words[0].start_s - bundle.emission_delay_s))
+    assert bundle.emission_delay_s > 0
+
+
+def test_emission_delay_from_the_config(tiny_model_dir):
+    import json
+
+    from livespeech.bundle import DEFAULT_EMISSION_DELAY_S, ModelError, load_bundle
+
+    assert load_bundle(tiny_model_dir).emission_delay_s == DEFAULT_EMISSION_DELAY_S
+    config_path = tiny_model_dir / "config.json"
+    config = json.loads(config_path.read_text())
+    for value, ok in ((0.12, True), (0, True), (-0.1, False), (5, False), ("0.1", False), (True, False)):
+        config_path.write_text(json.dumps({**config, "emission_delay_s": value}))
+        if ok:
+            assert load_bundle(tiny_model_dir).emission_delay_s == value
+        else:
+            with pytest.raises(ModelError, match="emission_delay_s"):
+                load_bundle(tiny_model_dir)

@@ -1,5 +1,5 @@
-"""``livespeech record``: takes cut from an input file by level, saved in the
-folder-per-phrase layout the phrase trainer reads."""
+"""``livespeech record``: takes cut by level from a source's ring buffer (a file, or
+any rate), saved in the folder-per-phrase layout the phrase trainer reads."""
 
 import os
 import subprocess
@@ -9,9 +9,14 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from livespeech import capture
+from livespeech.audio import StreamResampler
+from livespeech.capture import CaptureError, FileSource
 from livespeech.phrases import PhraseSet
-from livespeech.record import PlainDisplay, Segmenter, SegmenterConfig, level_db, next_take_path, phrase_folder, record_phrases
+from livespeech.levels import level_db
+from livespeech.record import PlainDisplay, Segmenter, SegmenterConfig, next_take_path, phrase_folder, record_phrases
 from tests.conftest import ROOT
+from tests.livefakes import ScriptedSource
 from training.data import read_phrase_folders
 
 RATE = 16000
@@ -33,12 +38,6 @@ def session(bursts: list[float], gap: float = 1.0) -> np.ndarray:
     for i, seconds in enumerate(bursts):
         parts += [burst(seconds, 250 + 50 * i) + quiet(seconds, i + 1), quiet(gap, i + 10)]
     return np.concatenate(parts)
-
-
-def test_level_db():
-    assert level_db(np.ones(160, np.float32)) == pytest.approx(0.0)
-    assert level_db(np.full(160, 0.01, np.float32)) == pytest.approx(-40.0)
-    assert level_db(np.zeros(160, np.float32)) == -120.0
 
 
 def test_segmenter_cuts_each_burst_with_padding():
@@ -72,20 +71,49 @@ def test_take_numbering_continues(tmp_path):
     assert phrase_folder("What's  the TIME?") == "what's_the_time"
 
 
-def test_record_from_a_file_into_phrase_folders(tmp_path):
-    source = tmp_path / "session.wav"
-    sf.write(source, session([0.5, 0.6, 0.4, 0.5]), RATE)
+def test_record_from_a_file_into_phrase_folders(tmp_path, monkeypatch):
+    def no_microphone():
+        raise AssertionError("record must not touch the microphone")
+
+    monkeypatch.setattr(capture, "load_sounddevice", no_microphone)
+    path = tmp_path / "session.wav"
+    sf.write(path, session([0.5, 0.6, 0.4, 0.5]), RATE)
     phrases = PhraseSet("mine", ("Lights on", "next slide"))
     out = tmp_path / "recordings"
-    saved = record_phrases(phrases, out, takes=2, input_file=source, display=PlainDisplay())
+    source = FileSource(path, speed=None)  # the live view's file source, as fast as it is read
+    saved = record_phrases(phrases, out, takes=2, source=source, display=PlainDisplay())
     assert [p.relative_to(out).as_posix() for p in saved] == [
         "lights_on/take_001.wav", "lights_on/take_002.wav", "next_slide/take_001.wav", "next_slide/take_002.wav"]
-    for path in saved:
-        info = sf.info(path)
+    for p in saved:
+        info = sf.info(p)
         assert info.samplerate == RATE and info.channels == 1 and info.subtype == "PCM_16"
     assert sorted({u.text for u in read_phrase_folders(out)}) == ["lights on", "next slide"]
-    again = record_phrases(PhraseSet("mine", ("lights on",)), out, takes=1, input_file=source, display=PlainDisplay())
+    assert not source._thread.is_alive()  # stopped at the end
+    again = record_phrases(PhraseSet("mine", ("lights on",)), out, takes=1, source=FileSource(path, speed=None),
+                           display=PlainDisplay())
     assert again[0].name == "take_003.wav"  # never overwrites
+    assert not [p for p in out.rglob("*") if p.name.startswith(".")]  # no temporary files left
+
+
+def test_record_reads_any_source_at_its_rate(tmp_path):
+    audio = session([0.5, 0.6])
+    resampler = StreamResampler(RATE, 48000)
+    source = ScriptedSource(sample_rate=48000)  # a 48 kHz microphone, say
+    source.feed(np.concatenate([resampler.accept(audio), resampler.flush()]))
+    source.finish()
+    saved = record_phrases(PhraseSet("mine", ("yes", "no")), tmp_path, takes=1, source=source, display=PlainDisplay())
+    assert [p.parent.name for p in saved] == ["yes", "no"] and source.started and source.stopped
+    for p, seconds in zip(saved, (0.5, 0.6)):
+        assert seconds + 0.3 <= sf.info(p).duration <= seconds + 0.6
+
+
+def test_a_failing_source_is_a_capture_error(tmp_path):
+    source = ScriptedSource()
+    source.feed(quiet(0.5))
+    source.fail("the input device 'USB' stopped (disconnected?)")
+    with pytest.raises(CaptureError, match="USB' stopped"):
+        record_phrases(PhraseSet("mine", ("yes",)), tmp_path, takes=1, source=source, display=PlainDisplay())
+    assert source.stopped
 
 
 def _record_cli(*args):

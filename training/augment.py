@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-SAMPLE_RATE = 16_000
+from livespeech.features import SAMPLE_RATE
 
 
 def colored_noise(n: int, rng: np.random.Generator, color: str = "white") -> np.ndarray:

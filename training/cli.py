@@ -12,7 +12,7 @@ Steps, in order:
    from a training run.
 
 ``phrases`` does all of it for a phrase list: synthesise the phrases, fine-tune the
-default model, calibrate rejection, evaluate and install (``training.phrases``).
+default model, calibrate rejection, evaluate and install (the package ``training.phrases``).
 """
 
 from __future__ import annotations
@@ -73,7 +73,7 @@ def _evaluate(args) -> int:
     if args.headline or not corpora:
         corpora = headline_sets(Path(args.shared), Path(args.slt_natural)) + corpora
     results = evaluate_model(Path(args.model), corpora, chunk_ms=args.chunk_ms, per_speaker=args.per_speaker, group_by=args.group_by,
-                             noise_floor_dbfs=args.noise_floor, lead_in_s=args.lead_in, limit=args.limit)
+                             noise_floor_dbfs=args.noise_floor, lead_in_s=args.lead_in, limit=args.limit, decoder=args.decoder)
     print(json.dumps(results, indent=2))
     return 0
 
@@ -89,10 +89,11 @@ def _export(args) -> int:
 
 
 def _phrases(args) -> int:
-    from training.phrases import PhraseTrainConfig, train_phrase_model
+    from training.phrases.config import PhraseTrainConfig
+    from training.phrases.pipeline import train_phrase_model
 
     options = {k: v for k, v in vars(args).items() if k not in ("command", "func", "debug", "out") and v is not None}
-    config = PhraseTrainConfig(name=args.out, **options)
+    config = PhraseTrainConfig.from_options(name=args.out, **options)
     report = train_phrase_model(config, log=lambda m: print(m, file=sys.stderr, flush=True))
     print(json.dumps({k: report[k] for k in ("model", "scorer", "metrics", "training")}, indent=2))
     return 0
@@ -140,7 +141,7 @@ def _add_lm(sub) -> None:
 
 
 def _add_phrases(sub) -> None:
-    from training.phrases import PhraseTrainConfig
+    from training.phrases.config import FINE_TUNING_FIELDS, PhraseTrainConfig
 
     defaults = PhraseTrainConfig(phrases="-", name="-")
     p = sub.add_parser("phrases", help="build, calibrate, evaluate and install a phrase model from a phrase list",
@@ -156,28 +157,31 @@ def _add_phrases(sub) -> None:
     p.add_argument("--work-dir", help="synthesis, training run and report (default runs/phrases-NAME)")
     p.add_argument("--synth-dir", help="synthetic corpora, shareable between runs for the same phrases (default WORK_DIR/synth)")
     p.add_argument("--install-dir", help="where to install the model folder (default: your livespeech data folder)")
-    for name, kind, what in (("takes", int, "synthetic training utterances per phrase"), ("distractors", int, "synthetic out-of-set training utterances"),
-                             ("calibration-takes", int, "synthetic calibration utterances per phrase"),
-                             ("calibration-distractors", int, "synthetic out-of-set calibration utterances"),
-                             ("eval-takes", int, "held-out-voice (slt) evaluation utterances per phrase"),
-                             ("eval-distractors", int, "held-out-voice out-of-set evaluation sentences"),
-                             ("recordings-repeat", int, "times the recordings are repeated in training"),
-                             ("steps", int, "fine-tuning steps"), ("lr", float, "peak learning rate"),
-                             ("warmup-steps", int, "learning-rate warm-up steps"), ("batch-frames", int, "frames per batch (100 = 1 s)"),
-                             ("freq-warp", float, "largest mel-axis warp of vocal tract length perturbation (0: off)"),
-                             ("max-false-reject", float, "share of in-set calibration utterances the rejection may refuse"),
-                             ("workers", int, "synthesis processes"), ("threads", int, "CPU threads for training (0: torch's default)"),
-                             ("seed", int, "seed of texts, voices and training")):
-        key = name.replace("-", "_")
-        p.add_argument(f"--{name}", dest=key, type=kind, help=f"{what} (default {getattr(defaults, key)})")
+    tuning = defaults.fine_tuning
+    for name, what in (("takes", "synthetic training utterances per phrase"), ("distractors", "synthetic out-of-set training utterances"),
+                       ("calibration-takes", "synthetic calibration utterances per phrase"),
+                       ("calibration-distractors", "synthetic out-of-set calibration utterances"),
+                       ("eval-takes", "held-out-voice (slt) evaluation utterances per phrase"),
+                       ("eval-distractors", "held-out-voice out-of-set evaluation sentences"),
+                       ("recordings-repeat", "times the recordings are repeated in training"),
+                       ("steps", "fine-tuning steps"), ("lr", "peak learning rate"),
+                       ("warmup-steps", "learning-rate warm-up steps"), ("batch-frames", "frames per batch (100 = 1 s)"),
+                       ("freq-warp", "largest mel-axis warp of vocal tract length perturbation (0: off)"),
+                       ("max-false-reject", "share of in-set calibration utterances the rejection may refuse"),
+                       ("workers", "synthesis processes"), ("threads", "CPU threads for training (0: torch's default)"),
+                       ("seed", "seed of texts, voices and training")):
+        key = "max_steps" if name == "steps" else name.replace("-", "_")
+        default = getattr(tuning if key in FINE_TUNING_FIELDS else defaults, key)
+        p.add_argument(f"--{name}", dest=key, type=type(default), metavar=name.replace("-", "_").upper(), help=f"{what} (default {default})")
     p.add_argument("--engines", nargs="+", choices=["espeak", "flite", "festival", "piper"], help="synthesis engines (default all)")
     p.add_argument("--augment", action=argparse.BooleanOptionalAction, default=None,
-                   help=f"on-the-fly waveform augmentation in fine-tuning (default {defaults.augment})")
+                   help=f"on-the-fly waveform augmentation in fine-tuning (default {tuning.augment})")
     p.add_argument("--force", action="store_true", default=None, help="replace an installed model of the same name")
     p.set_defaults(func=_phrases)
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The ``livespeech-train`` command line: one subcommand a step."""
     parser = argparse.ArgumentParser(prog="livespeech-train", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     sub = parser.add_subparsers(dest="command", required=True, metavar="STEP")
@@ -225,6 +229,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--noise-floor", type=float, default=None, metavar="DBFS",
                    help="put every utterance on white noise of this RMS level, e.g. -67 (a quiet microphone)")
     p.add_argument("--lead-in", type=float, default=0.0, metavar="S", help="with --noise-floor: seconds of noise alone before each utterance")
+    p.add_argument("--decoder", choices=("greedy", "beam"), default="greedy",
+                   help="greedy characters (default) or beam search with the folder's language model")
     p.set_defaults(func=_evaluate)
 
     p = sub.add_parser("export", help="write a model folder from a training run")
@@ -245,6 +251,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run ``livespeech-train``; returns the exit status (1 on a user error, 130 on Ctrl-C)."""
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

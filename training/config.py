@@ -74,6 +74,7 @@ class TrainConfig:
     snapshot_every: int = 0  # keep the weights every N steps in RUN_DIR/snapshots/ (for export --average; 0: off)
 
     def dims(self, vocab_size: int, n_mels: int) -> ModelDims:
+        """The model dimensions of this run for a vocabulary and feature size."""
         return ModelDims(n_mels=n_mels, stack=self.stack, hidden=self.hidden, layers=self.layers, vocab_size=vocab_size, dropout=self.dropout)
 
     def augmentation(self):
@@ -84,10 +85,16 @@ class TrainConfig:
                              p_noise=self.p_noise, p_gain=self.p_gain)
 
     def to_dict(self) -> dict:
+        """The options as plain values (stored in every checkpoint)."""
         return asdict(self)
 
     @classmethod
     def from_dict(cls, data: dict) -> "TrainConfig":
+        """A config from stored or TOML values; missing options keep their defaults.
+
+        Raises:
+            ValueError: an unknown option.
+        """
         known = {f.name for f in fields(cls)}
         unknown = set(data) - known
         if unknown:

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import random
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,13 +31,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from livespeech.atomic import atomic_path, write_text_atomic
 from livespeech.audio import AudioError, read_audio
 from livespeech.features import FeatureConfig, LogMel, log_mel
-from livespeech.text import Vocabulary, normalize
+from livespeech.text import DIGIT_WORDS, Vocabulary, normalize
 from training.spoken import spoken_words
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg")
-FSDD_DIGITS = "zero one two three four five six seven eight nine".split()
 # Synthetic voices that measure unseen voices: never trained on (training.synth refuses them too).
 HELD_OUT_VOICES = frozenset({"flite:slt", "festival:cmu_us_slt_arctic_hts"})
 # Where Debian's asterisk-core-sounds-en puts the transcripts of the prompts.
@@ -148,7 +147,7 @@ def read_fsdd(folder: Path, takes: range = range(5, 50), speakers: set[str] | No
         digit, speaker, take = wav.stem.split("_")
         if int(take) in takes and (speakers is None or speaker in speakers):
             extra = {"heldout": "test"} if int(take) < 5 else {}
-            out.append(Utterance(str(wav), FSDD_DIGITS[int(digit)], f"fsdd:{speaker}", extra))
+            out.append(Utterance(str(wav), DIGIT_WORDS[int(digit)], f"fsdd:{speaker}", extra))
     return out
 
 
@@ -302,14 +301,11 @@ class FeatureCache:
                 kept.append(i)
                 if progress:
                     progress(1)
-        # Temporary names are per process: ranks of a distributed run may build the same
-        # cache at once; each writes identical content and renames it into place.
-        tmp = data_path.with_name(f"{data_path.stem}.{os.getpid()}.tmp.npy")
-        np.save(tmp, np.concatenate(pieces) if pieces else np.zeros((0, config.n_mels), np.float16))
-        tmp.replace(data_path)
-        tmp_index = index_path.with_name(f"{index_path.stem}.{os.getpid()}.tmp.json")
-        tmp_index.write_text(json.dumps({"offsets": offsets, "kept": kept, "dropped": dropped}))
-        tmp_index.replace(index_path)
+        # Temporary names are unique (mkstemp): ranks of a distributed run may build the
+        # same cache at once; each writes identical content and renames it into place.
+        with atomic_path(data_path, suffix=".npy") as tmp:  # np.save appends .npy to other names
+            np.save(tmp, np.concatenate(pieces) if pieces else np.zeros((0, config.n_mels), np.float16))
+        write_text_atomic(index_path, json.dumps({"offsets": offsets, "kept": kept, "dropped": dropped}))
 
     def __len__(self) -> int:
         return len(self.utterances)

@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from livespeech.audio import AudioError, read_audio
+from livespeech.beam import DecoderChoice, word_decoder_for
 from livespeech.bundle import load_bundle
 from livespeech.recognizer import Recognizer, transcribe_blocks
 from training.data import read_corpus
@@ -122,7 +123,7 @@ def headline_sets(shared: Path = Path("../shared/data"), slt_natural: Path = Pat
 
 def evaluate_model(model_dir: Path, corpora: list[str | EvalSet], chunk_ms: int = 100, per_speaker: bool = False,
                    agreement: bool = True, limit: int | None = None, group_by: str | None = None,
-                   noise_floor_dbfs: float | None = None, lead_in_s: float = 0.0) -> dict:
+                   noise_floor_dbfs: float | None = None, lead_in_s: float = 0.0, decoder: str = "greedy") -> dict:
     """Evaluate a model folder on corpora (see ``training.data.read_corpus``), in order.
 
     Args:
@@ -132,13 +133,18 @@ def evaluate_model(model_dir: Path, corpora: list[str | EvalSet], chunk_ms: int 
         noise_floor_dbfs, lead_in_s: when a level is given, put every utterance of the
             plain specs on white noise of that level with a lead-in of noise
             (:func:`on_noise_floor`; the same noise for every model, from a fixed seed).
+        decoder: "greedy" (the characters) or "beam" (words: the folder's language model
+            and tuned beam search settings, as ``livespeech transcribe --decoder beam``).
     Returns:
-        ``{"model": name, "chunk_ms": n, "corpora": {key: {label, cer, wer, exact, rtf,
+        ``{"model": name, "chunk_ms": n, "decoder": d, "corpora": {key: {label, cer, wer, exact, rtf,
         utterances, streaming_offline_agreement, confusions, [speakers], [groups]}}}``.
+    Raises:
+        livespeech.lm.LanguageModelError: ``decoder`` is "beam" and the folder has no
+            usable language model.
     """
     bundle = load_bundle(Path(model_dir))
-    recognizer = Recognizer(bundle)
-    results = {"model": bundle.name, "chunk_ms": chunk_ms, "corpora": {}}
+    recognizer = Recognizer(bundle, word_decoder=word_decoder_for(bundle, DecoderChoice(decoder)))
+    results = {"model": bundle.name, "chunk_ms": chunk_ms, "decoder": decoder, "corpora": {}}
     if noise_floor_dbfs is not None:
         results["noise_floor"] = {"dbfs": noise_floor_dbfs, "lead_in_s": lead_in_s}
     for row_set in (c if isinstance(c, EvalSet) else EvalSet(c, "", noise_floor_dbfs, lead_in_s) for c in corpora):

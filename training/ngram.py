@@ -45,6 +45,8 @@ from pathlib import Path
 
 import numpy as np
 
+from livespeech.atomic import atomic_path
+
 UNK, BOS, EOS = 0, 1, 2
 SPECIAL_WORDS = ("<unk>", "<s>", "</s>")
 DISCOUNT_FALLBACK = (0.5, 1.0, 1.5)  # lmplz --discount_fallback: when the count-of-counts cannot give discounts
@@ -336,7 +338,8 @@ def write_arpa(model: NgramModel, path: Path, digits: int = 5) -> int:
     A backoff weight of 1 (log10 0) is left out, as the format allows.  A path ending
     in ``.gz`` is gzipped as two gzip members, the header and unigrams in the first
     and the rest in the second (one valid gzip file; :func:`livespeech.lm.with_unigrams`
-    rewrites only the first).  The file is written to ``PATH.tmp`` and renamed.
+    rewrites only the first).  The file is written to a temporary name beside it and
+    renamed (:func:`livespeech.atomic.atomic_path`): an interrupted write leaves the old one.
 
     Args:
         digits: decimals of the log10 values (5: relative error below 0.002 %).
@@ -344,10 +347,9 @@ def write_arpa(model: NgramModel, path: Path, digits: int = 5) -> int:
         the file size in bytes.
     """
     path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
     texts = ngram_texts(model)
     sizes = model.sizes()
-    with _ArpaOutput(tmp, compress=path.name.endswith(".gz")) as f:
+    with atomic_path(path) as tmp, _ArpaOutput(tmp, compress=path.name.endswith(".gz")) as f:
         f.write("\\data\\\n" + "".join(f"ngram {n}={m}\n" for n, m in enumerate(sizes, start=1)))
         for n in range(1, model.order + 1):
             if n == 2:
@@ -364,7 +366,6 @@ def write_arpa(model: NgramModel, path: Path, digits: int = 5) -> int:
                 lines = (f"{p:.{digits}f}\t{w}\n" for p, w in zip(probs, words))
             f.writelines(lines)
         f.write("\n\\end\\\n")
-    tmp.replace(path)
     return path.stat().st_size
 
 

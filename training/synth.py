@@ -28,11 +28,12 @@ from pathlib import Path
 
 import numpy as np
 
+from livespeech.atomic import write_text_atomic
+from livespeech.features import SAMPLE_RATE
 from training.augment import augment_waveform
 from training.data import HELD_OUT_VOICES
 from training.text import generate
 
-TARGET_RATE = 16_000
 
 ESPEAK_ACCENTS = ("en-us", "en-us", "en-gb", "en-gb-scotland", "en-gb-x-rp", "en-gb-x-gbclan", "en-gb-x-gbcwmd", "en-029", "en-us-nyc")
 ESPEAK_VARIANTS = (
@@ -347,7 +348,7 @@ def _vary_and_resample(raw: Path, out: Path, job: Job) -> None:
         effects += ["pitch", str(rng.randint(-250, 500))]
     if job.augment and rng.random() < 0.3:
         effects += ["tempo", f"{rng.uniform(0.85, 1.15):.3f}"]
-    _run(["sox", str(raw), "-r", str(TARGET_RATE), "-c", "1", "-b", "16", str(out), *effects])
+    _run(["sox", str(raw), "-r", str(SAMPLE_RATE), "-c", "1", "-b", "16", str(out), *effects])
 
 
 def synthesize_batch(batch: Batch, out_dir: Path) -> list[dict]:
@@ -383,15 +384,13 @@ def synthesize_batch(batch: Batch, out_dir: Path) -> list[dict]:
             if job.augment:
                 audio, effects = augment_waveform(audio, np.random.default_rng(job.seed))
             path = audio_dir / f"{job.index:07d}.wav"
-            sf.write(path, audio, TARGET_RATE, subtype="PCM_16")
+            sf.write(path, audio, SAMPLE_RATE, subtype="PCM_16")
             rows.append({"audio": str(path.relative_to(out_dir)), "text": job.text, "voice": f"{job.engine}:{job.voice}",
-                         "kind": job.kind, "effects": effects, "duration_s": round(len(audio) / TARGET_RATE, 3),
+                         "kind": job.kind, "effects": effects, "duration_s": round(len(audio) / SAMPLE_RATE, 3),
                          **({"prompt": job.prompt} if job.prompt else {})})
     part = out_dir / "parts" / f"{batch.number:05d}.jsonl"
     part.parent.mkdir(exist_ok=True)
-    tmp_part = part.with_suffix(".tmp")
-    tmp_part.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    os.replace(tmp_part, part)
+    write_text_atomic(part, "".join(json.dumps(r) + "\n" for r in rows))
     return rows
 
 

@@ -12,9 +12,9 @@ import hashlib
 import random
 from functools import lru_cache
 
-from livespeech.text import normalize
+from livespeech.text import DIGIT_WORDS, normalize
 
-ONES = "zero one two three four five six seven eight nine".split()
+ONES = list(DIGIT_WORDS)
 TEENS = "ten eleven twelve thirteen fourteen fifteen sixteen seventeen eighteen nineteen".split()
 TENS = "twenty thirty forty fifty sixty seventy eighty ninety".split()
 MONTHS = "january february march april may june july august september october november december".split()

@@ -27,6 +27,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from livespeech.atomic import atomic_path
 from livespeech.decoding import greedy_text
 from livespeech.features import FeatureConfig
 from livespeech.model import CTCModel
@@ -171,11 +172,16 @@ def evaluate_cer(model: CTCModel, cache: FeatureCache, vocabulary: Vocabulary, d
 
 
 def save_checkpoint(path: Path, state: dict) -> None:
-    """Write atomically: a temporary file, then rename over the old checkpoint."""
+    """Write atomically (:func:`livespeech.atomic.atomic_path`): a temporary file
+    beside it, then a rename over the old checkpoint, which an interrupted save leaves
+    intact. Makes the folder if missing.
+
+    Raises:
+        OSError: the folder cannot be made or written.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        torch.save(state, tmp)
 
 
 def load_checkpoint(path: Path) -> dict:

@@ -6,22 +6,17 @@
     Footer        (keys)
 
 The app only draws: audio comes from a :class:`~livespeech.capture.Source`, a
-:class:`~livespeech.live.LiveWorker` thread recognises it and posts events with
-``post_message``.  Everything the app needs from outside (sources, devices, phrase
-sets) comes through a :class:`Backend`, so tests run it with fakes.
-
-Environment: when ``LIVESPEECH_READY_FILE`` names a file, the app touches it each
-time a worker starts listening (``bench/startup.py`` times start-up with it); it
-changes nothing else.
+:class:`~livespeech.worker.LiveWorker` thread recognises it and posts its events
+(Textual messages) with ``post_message``.  Everything the app needs from outside
+(sources, devices, phrase sets) comes through a :class:`~livespeech.ui.backend.Backend`,
+so tests run it with fakes.
 """
 
 from __future__ import annotations
 
-import os
 import time
-from contextlib import suppress
 from dataclasses import dataclass, field
-from functools import partial
+from functools import partial, wraps
 from pathlib import Path
 from typing import Callable
 
@@ -29,39 +24,31 @@ from textual import on
 from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
+from textual.message import Message
 from textual.widgets import Footer
 
 from livespeech.audio import AudioError
-from livespeech.capture import CaptureError, InputDevice, MicSource, PortAudioMissing, Source, list_input_devices
+from livespeech.capture import CaptureError, InputDevice, MicSource, PortAudioMissing, Source, open_source
+from livespeech.eventlog import EventLog
 from livespeech.features import SAMPLE_RATE
-from livespeech.live import (CHUNK_MS, LiveSetupError, LiveUpdate, LiveWorker, PhraseEventLog, PhraseModel, PhrasesUnavailable,
-                             Position, Segment, bundled_phrase_sets, load_phrase_model, open_source, save_transcript)
-from livespeech.ui.messages import InputEnded, InputFailed, RecognitionError, Recognized, to_message
+from livespeech.output import save_transcript
+from livespeech.ui.backend import Backend, PhraseModel, load_phrase_model
 from livespeech.ui.screens import DevicePicker, ErrorScreen, HelpScreen, PhrasePicker
 from livespeech.ui.widgets import PhrasePanel, Spectrogram, StatusBar, Transcript
+from livespeech.worker import (CHUNK_MS, LiveUpdate, LiveWorker, Position, RecognizerError, Segment, SourceEnded,
+                               SourceFailed, WorkerFailed)
 
-READY_FILE_ENV = "LIVESPEECH_READY_FILE"  # see the module docstring
 
+def _while_running(handler: Callable) -> Callable:
+    """Skip a worker event (or its follow-up) that arrives once the app has begun
+    shutting down: its screen and widgets are gone; the worker is stopped at unmount."""
 
-@dataclass(frozen=True)
-class Backend:
-    """The app's ways into the outside world.
+    @wraps(handler)
+    def guarded(app: App, arg) -> None:
+        if app.is_running:
+            handler(app, arg)
 
-    Attributes:
-        open_source: opens the session's first source (not started); may raise
-            CaptureError or AudioError, which the app shows on screen.
-        load_phrases: a phrase-set spec to a PhraseModel (None for "none"); may raise
-            PhrasesUnavailable or PhraseSetError (a ValueError).
-        list_devices: the input devices (may raise CaptureError).
-        open_device: a source for a chosen device (may raise CaptureError).
-        phrase_sets: names of the bundled phrase sets.
-    """
-
-    open_source: Callable[[], Source]
-    load_phrases: Callable[[str], PhraseModel | None]
-    list_devices: Callable[[], list[InputDevice]] = list_input_devices
-    open_device: Callable[[InputDevice], Source] = MicSource
-    phrase_sets: Callable[[], list[str]] = bundled_phrase_sets
+    return guarded
 
 
 @dataclass(frozen=True)
@@ -74,7 +61,6 @@ class LiveOptions:
         model_name: shown in saved transcripts.
         n_mels: mel bands per frame (spectrogram height in data).
         phrases: the phrase set active at start, or None.
-        note: shown once at start (e.g. why the phrase panel is hidden).
         events: a file or pipe that gets one JSON line per utterance, or None.
     """
 
@@ -83,7 +69,6 @@ class LiveOptions:
     model_name: str = ""
     n_mels: int = 80
     phrases: PhraseModel | None = None
-    note: str | None = None
     events: Path | None = None
 
 
@@ -115,7 +100,8 @@ class LiveApp(App):
         self.source: Source | None = None
         self.worker: LiveWorker | None = None
         self.segments: list[Segment] = []  # every committed utterance since the last clear
-        self._events = PhraseEventLog(options.events) if options.events else None
+        self._events = EventLog(options.events) if options.events else None
+        self._events_error_shown = False
         self._position = Position()
 
     def compose(self) -> ComposeResult:
@@ -130,8 +116,6 @@ class LiveApp(App):
         self.query_one(Spectrogram).border_title = "log-mel spectrogram"
         self.query_one(Transcript).border_title = "Transcript"
         self.query_one(PhrasePanel).set_phrase_set(self.phrase_model.name if self.phrase_model else None)
-        if self.options.note:
-            self.notify(self.options.note, severity="warning", timeout=8)
         self._start(self.backend.open_source)
 
     def on_unmount(self) -> None:
@@ -156,7 +140,6 @@ class LiveApp(App):
         self.source = source
         self.worker = LiveWorker(source, self.recognizer, self._post_event, self.options.chunk_ms, scorer, origin)
         self.worker.start()
-        _touch_ready_file()
         resampled = f" \u2192 {SAMPLE_RATE // 1000} kHz" if source.sample_rate != SAMPLE_RATE else ""
         status.source = f"{source.label} \u00b7 {source.sample_rate} Hz{resampled}"
         status.state = self._running_state()
@@ -164,12 +147,13 @@ class LiveApp(App):
     def _running_state(self) -> str:
         return "listening" if isinstance(self.source, MicSource) else "playing"
 
-    def _post_event(self, event: object) -> None:
-        """The worker's sink (its thread): log phrase events, hand the event to the app's queue."""
+    def _post_event(self, event: Message) -> None:
+        """The worker's sink (its thread): queue committed utterances for the event log
+        (never blocking), hand the event to the app's queue."""
         if self._events is not None and isinstance(event, LiveUpdate):
             for segment in event.committed:
-                self._events.write(segment)
-        self.post_message(to_message(event))
+                self._events.put(segment)
+        self.post_message(event)
 
     def _stop_audio(self, flush: bool = True) -> Position:
         """Stop source and worker (bounded time); returns the session position reached.
@@ -184,9 +168,9 @@ class LiveApp(App):
 
     # worker events -----------------------------------------------------------------
 
-    @on(Recognized)
-    def _recognized(self, message: Recognized) -> None:
-        update = message.update
+    @on(LiveUpdate)
+    @_while_running
+    def _recognized(self, update: LiveUpdate) -> None:
         self.query_one(Spectrogram).push(update)
         transcript = self.query_one(Transcript)
         for segment in update.committed:
@@ -195,32 +179,54 @@ class LiveApp(App):
             if segment.phrase is not None:
                 self.query_one(PhrasePanel).show(segment.phrase)
         transcript.set_partial(update.partial)
-        self.query_one(StatusBar).show(update)
+        status = self.query_one(StatusBar)
+        status.show(update)
+        if self._events is not None:
+            self._events_state(status)
         if update.arrival is not None:
             self.call_after_refresh(self._on_screen, update.arrival)
 
+    def _events_state(self, status: StatusBar) -> None:
+        """Show the --events lines dropped so far, and once why the file cannot be written."""
+        status.events_dropped = self._events.dropped
+        if self._events.error is not None and not self._events_error_shown:
+            self._events_error_shown = True
+            self.notify(f"Cannot write events: {self._events.error}", severity="error", timeout=8)
+
+    @_while_running
     def _on_screen(self, arrival: float) -> None:
         self.query_one(StatusBar).add_latency(time.perf_counter() - arrival)
 
-    @on(InputEnded)
-    def _ended(self, message: InputEnded) -> None:
+    @on(SourceEnded)
+    @_while_running
+    def _ended(self, message: SourceEnded) -> None:
         self.query_one(StatusBar).state = "end of input (q quits)"
         self.notify("End of the input file: the results stay on screen until you quit.", timeout=6)
 
-    @on(RecognitionError)
-    def _recognition_error(self, message: RecognitionError) -> None:
+    @on(RecognizerError)
+    @_while_running
+    def _recognition_error(self, message: RecognizerError) -> None:
         """A chunk could not be recognised: say so once per run of failures; the
         utterance in progress is gone and listening goes on."""
         self.query_one(Transcript).set_partial("")
         if message.in_a_row == 1:
             self.notify(f"Recognition error (its chunk of audio is skipped): {message.message}", severity="error", timeout=8)
 
-    @on(InputFailed)
-    def _failed(self, message: InputFailed) -> None:
+    @on(SourceFailed)
+    @_while_running
+    def _source_failed(self, message: SourceFailed) -> None:
+        """The input stopped: the user may choose another device."""
+        self._stopped("input lost", "Audio input stopped", message.message, offer_device=True)
+
+    @on(WorkerFailed)
+    @_while_running
+    def _worker_failed(self, message: WorkerFailed) -> None:
+        self._stopped("stopped", "Recognition stopped", f"the recognizer stopped: {message.message}", offer_device=False)
+
+    def _stopped(self, state: str, title: str, message: str, offer_device: bool) -> None:
         self._stop_audio()
-        self.query_one(StatusBar).state = "input lost" if message.device else "stopped"
-        self._show_error("Audio input stopped" if message.device else "Recognition stopped",
-                         f"{message.message}\nThe transcript so far is kept.", offer_device=message.device)
+        self.query_one(StatusBar).state = state
+        self._show_error(title, f"{message}\nThe transcript so far is kept.", offer_device)
 
     def _show_error(self, title: str, message: str, offer_device: bool) -> None:
         self.push_screen(ErrorScreen(title, message, offer_device), self._error_closed)
@@ -277,9 +283,6 @@ class LiveApp(App):
             return
         try:
             model = self.backend.load_phrases(spec)
-        except PhrasesUnavailable as error:
-            self.notify(str(error), severity="warning")
-            return
         except ValueError as error:  # PhraseSetError: unknown set, unreadable file
             self.notify(f"Phrase set {spec!r}: {error}", severity="error")
             return
@@ -317,14 +320,6 @@ class LiveApp(App):
         self.exit()
 
 
-def _touch_ready_file() -> None:
-    """Touch the file named by ``LIVESPEECH_READY_FILE``, if any (errors ignored)."""
-    path = os.environ.get(READY_FILE_ENV)
-    if path:
-        with suppress(OSError):
-            Path(path).touch()
-
-
 def build_app(bundle, phrases: str | None, open_first: Callable[[], Source], chunk_ms: int = CHUNK_MS,
               endpoint_s: float = 0.6, save_dir: Path | None = None, events: Path | None = None,
               word_decoder=None) -> LiveApp:
@@ -341,20 +336,13 @@ def build_app(bundle, phrases: str | None, open_first: Callable[[], Source], chu
         word_decoder: beam search over words for the transcript panel (None: the
             greedy characters; the spectrogram shows those either way).
     Raises:
-        LiveSetupError: a bad phrase set.
+        PhraseSetError (a ValueError): a bad phrase set, or one the model cannot spell.
     """
     from livespeech.recognizer import EndpointConfig, Recognizer
 
     load = partial(load_phrase_model, vocabulary=bundle.vocabulary, model_config=bundle.config)
-    note = None
-    try:
-        phrase_model = load(phrases)
-    except PhrasesUnavailable as error:
-        phrase_model, note = None, f"{error}; the phrase panel is hidden."
-    except ValueError as error:  # PhraseSetError
-        raise LiveSetupError(f"--phrases: {error}") from None
     backend = Backend(open_source=open_first, load_phrases=load)
-    options = LiveOptions(chunk_ms, save_dir or Path.cwd(), bundle.name, bundle.features.n_mels, phrase_model, note, events)
+    options = LiveOptions(chunk_ms, save_dir or Path.cwd(), bundle.name, bundle.features.n_mels, load(phrases), events)
     return LiveApp(Recognizer(bundle, EndpointConfig(endpoint_s=endpoint_s), word_decoder), backend, options)
 
 
@@ -372,7 +360,7 @@ def run_live(bundle, phrases: str | None, device: str | None, input_path: str | 
         events: file or pipe for one JSON line per utterance (``--events``).
         word_decoder: beam search over words for the transcript (None: greedy characters).
     Raises:
-        LiveSetupError: a bad phrase set (checked before the screen opens).
+        PhraseSetError (a ValueError): a bad phrase set (checked before the screen opens).
     """
     app = build_app(bundle, phrases, partial(open_source, input_path, device), chunk_ms, endpoint_s, events=events,
                     word_decoder=word_decoder)

@@ -14,7 +14,7 @@ from textual.widgets import Input, OptionList, Static
 from textual.widgets.option_list import Option
 
 from livespeech.capture import InputDevice
-from livespeech.live import NO_PHRASES
+from livespeech.phrases import NO_PHRASES
 
 HELP = """\
 [b]livespeech[/b]: live speech recognition

@@ -1,6 +1,6 @@
 """Widgets of the live view: spectrogram, transcript, phrase panel and status bar.
 
-They only draw what :class:`~livespeech.live.LiveUpdate` events bring; none of them
+They only draw what :class:`~livespeech.worker.LiveUpdate` events bring; none of them
 touches audio or the recognizer.
 """
 
@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 import statistics
 from collections import deque
+from functools import lru_cache
 
 import numpy as np
 from rich.color import Color
@@ -16,18 +17,23 @@ from rich.segment import Segment as RichSegment
 from rich.style import Style
 from rich.text import Text
 from textual.containers import Vertical
+from textual.filter import ANSIToTruecolor, LineFilter
 from textual.reactive import reactive
 from textual.strip import Strip
 from textual.widget import Widget
 from textual.widgets import RichLog, Static
 
-from livespeech.live import CLIP_LEVEL, LiveUpdate, Segment, format_clock
+from livespeech.levels import SILENCE_DB, meter_cells
+from livespeech.output import format_clock
+from livespeech.worker import CLIP_LEVEL, LiveUpdate, Segment
 
 # Colour map anchors (inferno-like): dark for quiet, yellow for loud.
 COLORMAP = ((0, 0, 4), (31, 12, 72), (85, 15, 109), (136, 34, 106), (186, 54, 85),
             (227, 89, 51), (249, 140, 10), (249, 201, 50), (252, 255, 164))
 LEVELS = 32  # colour steps
 UPPER_HALF = "\u2580"  # ▀: foreground paints the upper pixel, background the lower
+RUN_KEY = 1 << 16  # run keys: cell style * RUN_KEY + run length (lengths stay far below)
+MAX_RUNS = 65_536  # run segments kept for reuse (about as many as a wide, busy image needs)
 
 
 def _palette(levels: int = LEVELS) -> list[Color]:
@@ -85,17 +91,23 @@ class Spectrogram(Widget):
         self._chars: deque = deque(maxlen=capacity)
         self._spans: deque[tuple[int, int]] = deque(maxlen=256)
         self._partial_frame: int | None = None
-        cells = [RichSegment(UPPER_HALF, Style(color=top, bgcolor=bottom)) for top in _palette() for bottom in _palette()]
-        self._cells = cells  # index top * LEVELS + bottom
+        self._styles = _cell_styles()  # index top * LEVELS + bottom
+        self._runs: dict[int, RichSegment] = {}  # style * RUN_KEY + length: segment (see _add_runs)
         self._strips: list[Strip] | None = None
         self._weights: tuple[int, np.ndarray] | None = None
-        self.updates = 0  # image changes so far (for the >= 20 per second check)
+        self._styles_of_marks: tuple[Style, Style, Style] | None = None
 
     def on_mount(self) -> None:
         self.set_interval(self.TICK_S, self._tick)
 
     def on_resize(self) -> None:
         self._strips = None
+
+    def get_line_filters(self) -> list[LineFilter]:
+        """The app's line filters less ANSI-to-truecolor: every colour drawn here is
+        truecolor already (and none is dim), so that filter would only copy each of the
+        image's segments on every frame."""
+        return [f for f in super().get_line_filters() if not isinstance(f, ANSIToTruecolor)]
 
     # feeding -----------------------------------------------------------------------
 
@@ -130,7 +142,6 @@ class Spectrogram(Widget):
             columns = self._shown // self.frames_per_column
             self._take(math.ceil(self._pending_count * self.TICK_S / self.PLAYOUT_S))
             if self._shown // self.frames_per_column != columns:
-                self.updates += 1
                 self._invalidate()
 
     def _take(self, n: int) -> None:
@@ -149,8 +160,9 @@ class Spectrogram(Widget):
                 self._pending[0] = block[take:]
 
     def _invalidate(self) -> None:
+        """Redraw the content; the border and its title stay as they are."""
         self._strips = None
-        self.refresh()
+        self.refresh(self.size.region)
 
     # drawing -----------------------------------------------------------------------
 
@@ -168,12 +180,35 @@ class Spectrogram(Widget):
         return (strips + self._mark_strips(first_column, width))[:height]
 
     def _image_strips(self, first_column: int, width: int, rows: int) -> list[Strip]:
+        """One strip per cell row with a segment per run of equal cells (what
+        ``simplify`` would leave), the runs found with numpy and their segments reused
+        from frame to frame, so a frame costs little more than a list lookup per run."""
         if rows == 0:
             return []
         levels = self._levels(first_column, width, 2 * rows)  # (2 * rows, width), row 0 = highest band
-        index = (levels[0::2] * LEVELS + levels[1::2]).tolist()
-        cells = self._cells
-        return [Strip([cells[i] for i in line], width).simplify() for line in index]
+        index = levels[0::2] * LEVELS + levels[1::2]  # (rows, width): cell style
+        starts = np.ones(index.shape, bool)
+        starts[:, 1:] = index[:, 1:] != index[:, :-1]
+        at = np.flatnonzero(starts)  # run starts in the flattened image; every row starts one
+        lengths = np.diff(at, append=index.size)
+        keys = (index.ravel()[at] * RUN_KEY + lengths).tolist()
+        ends = np.cumsum(np.count_nonzero(starts, axis=1)).tolist()  # runs up to the end of each row
+        runs = self._runs
+        try:
+            segments = [runs[key] for key in keys]
+        except KeyError:  # runs not seen before: make them once
+            self._add_runs(keys)
+            segments = [runs[key] for key in keys]
+        return [Strip(segments[a:b], width) for a, b in zip([0, *ends], ends)]
+
+    def _add_runs(self, keys: list[int]) -> None:
+        """Make the missing run segments: style ``key // RUN_KEY`` repeated ``key % RUN_KEY`` times."""
+        if len(self._runs) + len(keys) > MAX_RUNS:
+            self._runs.clear()
+        for key in keys:
+            if key not in self._runs:
+                style, length = divmod(key, RUN_KEY)
+                self._runs[key] = RichSegment(UPPER_HALF * length, self._styles[style])
 
     def _levels(self, first_column: int, width: int, pixels: int) -> np.ndarray:
         """Colour level of each pixel, shape (pixels, width), integers in [0, LEVELS)."""
@@ -198,30 +233,69 @@ class Spectrogram(Widget):
         return self._weights[1]
 
     def _mark_strips(self, first_column: int, width: int) -> list[Strip]:
-        char_style = self.get_component_rich_style("spectrogram--char")
-        done_style = self.get_component_rich_style("spectrogram--utterance")
-        partial_style = self.get_component_rich_style("spectrogram--partial")
-        visible = range(first_column, first_column + width)
+        """The characters row and the utterances row. Marks are kept oldest first, so
+        they are read newest first down to the first one out of view; where two share
+        a cell, the newer one shows."""
+        char_style, done_style, partial_style = self._mark_styles()
+        fpc, first_frame = self.frames_per_column, first_column * self.frames_per_column
         chars = [" "] * width
-        for mark in self._chars:
-            column = mark.frame // self.frames_per_column
-            if column in visible and mark.frame < self._shown:
-                chars[column - first_column] = mark.char
-        spans = [(" ", char_style)] * width
-        for start, end in self._spans:
-            self._draw_span(spans, start, end, first_column, self.DONE_GLYPHS, done_style)
+        for mark in reversed(self._chars):
+            if mark.frame < first_frame:
+                break
+            x = mark.frame // fpc - first_column
+            if mark.frame < self._shown and x < width and chars[x] == " ":
+                chars[x] = mark.char
+        spans = [" "] * width
+        styles: list[Style | None] = [None] * width
         if self._partial_frame is not None:
-            self._draw_span(spans, self._partial_frame, self._shown, first_column, self.PARTIAL_GLYPHS, partial_style)
-        return [Strip([RichSegment("".join(chars), char_style)], width),
-                Strip([RichSegment(c, s) for c, s in spans], width).simplify()]
+            self._draw_span(spans, styles, self._partial_frame, self._shown, first_column, self.PARTIAL_GLYPHS, partial_style)
+        for start, end in reversed(self._spans):
+            if end <= first_frame:
+                break
+            self._draw_span(spans, styles, start, end, first_column, self.DONE_GLYPHS, done_style)
+        return [Strip([RichSegment("".join(chars), char_style)], width), _styled_cells(spans, styles, char_style, width)]
 
-    def _draw_span(self, cells: list, start: int, end: int, first_column: int, glyphs: str, style: Style) -> None:
-        """Mark frames [start, end) (only those shown) in ``cells`` with (body, left, right) ``glyphs``."""
+    def _mark_styles(self) -> tuple[Style, Style, Style]:
+        """The character, utterance and partial styles (kept until the styles change)."""
+        if self._styles_of_marks is None:
+            self._styles_of_marks = tuple(self.get_component_rich_style(name) for name in
+                                          ("spectrogram--char", "spectrogram--utterance", "spectrogram--partial"))
+        return self._styles_of_marks
+
+    def notify_style_update(self) -> None:
+        """The CSS or theme changed: forget the mark styles and redraw."""
+        self._styles_of_marks = None
+        self._strips = None
+        super().notify_style_update()
+
+    def _draw_span(self, cells: list[str], styles: list, start: int, end: int, first_column: int, glyphs: str,
+                   style: Style) -> None:
+        """Mark frames [start, end) (only those shown) with (body, left, right) ``glyphs``
+        in the ``cells`` not marked yet (style None)."""
         body, left, right = glyphs
         a = start // self.frames_per_column - first_column
         b = (min(end, self._shown) - 1) // self.frames_per_column - first_column
         for x in range(max(0, a), min(len(cells) - 1, b) + 1):
-            cells[x] = (left if x == a else right if x == b else body, style)
+            if styles[x] is None:
+                cells[x], styles[x] = (left if x == a else right if x == b else body), style
+
+
+@lru_cache(maxsize=1)
+def _cell_styles() -> list[Style]:
+    """The style of each spectrogram cell, indexed ``top * LEVELS + bottom``: the
+    upper pixel's colour on the lower pixel's."""
+    palette = _palette()
+    return [Style(color=top, bgcolor=bottom) for top in palette for bottom in palette]
+
+
+def _styled_cells(cells: list[str], styles: list, default: Style, width: int) -> Strip:
+    """A strip of one-cell texts with their styles (None: ``default``), a segment per run of one style."""
+    segments, start = [], 0
+    for x in range(1, width + 1):
+        if x == width or styles[x] is not styles[start]:
+            segments.append(RichSegment("".join(cells[start:x]), styles[start] or default))
+            start = x
+    return Strip(segments, width)
 
 
 class Transcript(Vertical):
@@ -251,9 +325,17 @@ class Transcript(Vertical):
     partial = ""  # the text in progress, as shown
 
     def set_partial(self, text: str) -> None:
-        if text != self.partial:
-            self.partial = text
-            self.query_one("#partial", Static).update(f"{'':>7}  {text}\u2026" if text else "")
+        """Show the utterance in progress (the screen's layout is redone only when it
+        wraps onto more or fewer lines)."""
+        if text == self.partial:
+            return
+        self.partial = text
+        partial = self.query_one("#partial", Static)
+        partial.update(f"{'':>7}  {text}\u2026" if text else "", layout=False)
+        width = partial.content_size.width
+        height = max(1, partial.get_content_height(self.size, self.app.size, width)) if width else 0  # min-height: 1
+        if height != partial.content_size.height:
+            partial.refresh(layout=True)
 
     def clear(self) -> None:
         self.query_one(RichLog).clear()
@@ -291,7 +373,7 @@ class PhrasePanel(Static):
         self.result = result
         content = self._render_result(result)
         self.text = content.plain
-        self.update(content)
+        self.update(content, layout=False)  # its size is set by the CSS
 
     def on_resize(self) -> None:
         self.show(self.result)
@@ -319,50 +401,67 @@ class PhrasePanel(Static):
 
 class StatusBar(Widget):
     """One line: source and rate, state, input level with clipping warning,
-    latency, real-time factor and overruns."""
+    latency, real-time factor, overruns and, when there are any, dropped ``--events``
+    lines.
+
+    The per-chunk values (level, clipping, latency, RTF, overruns) come with
+    :meth:`show`, which redraws the bar only when what it shows has changed.
+    """
 
     DEFAULT_CSS = """
     StatusBar { height: 1; background: $panel; color: $text; padding: 0 1; }
     """
     METER_CELLS = 10
-    METER_FLOOR_DB = -60.0
     CLIP_HOLD = 10  # updates the clipping warning stays up (1 s of 100 ms chunks)
     RECENT = 50  # latencies in the displayed median
 
     source = reactive("no input")
     state = reactive("starting")
-    level_db = reactive(-120.0)
-    clip_hold = reactive(0)  # updates left to show the clipping warning
-    latency_ms = reactive(None)
-    rtf = reactive(None)
-    overruns = reactive(0)
+    events_dropped = reactive(0)  # --events lines lost to a stalled reader
 
     def __init__(self, *, id: str | None = None):
         super().__init__(id=id)
-        self.latencies: deque[float] = deque(maxlen=4096)  # seconds, newest last
+        self.level_db = SILENCE_DB
+        self.clip_hold = 0  # updates left to show the clipping warning
+        self.latency_ms: float | None = None  # median of the recent latencies
+        self.rtf: float | None = None  # smoothed real-time factor
+        self.overruns = 0
+        self._latencies: deque[float] = deque(maxlen=self.RECENT)  # seconds, newest last
+        self._drawn: tuple = ()  # the per-chunk fields as drawn
 
     def show(self, update: LiveUpdate) -> None:
-        """Take level, real-time factor and overruns from an update."""
+        """Take level, real-time factor and overruns from an update (and show the
+        latencies recorded since the last one)."""
         self.level_db = update.level_db
         self.clip_hold = self.CLIP_HOLD if update.peak >= CLIP_LEVEL else max(0, self.clip_hold - 1)
         if update.rtf is not None:
             self.rtf = update.rtf if self.rtf is None else 0.9 * self.rtf + 0.1 * update.rtf
         self.overruns = update.overruns
+        if self._chunk_fields() != self._drawn:
+            self.refresh()
 
     def add_latency(self, seconds: float) -> None:
-        """Record one arrival-to-screen latency; the bar shows the recent median."""
-        self.latencies.append(seconds)
-        recent = list(self.latencies)[-self.RECENT :]
-        self.latency_ms = 1000 * statistics.median(recent)
+        """Record one arrival-to-screen latency: :attr:`latency_ms` becomes the recent
+        median, drawn with the next update (no redraw of its own: it comes right
+        after one)."""
+        self._latencies.append(seconds)
+        self.latency_ms = 1000 * statistics.median(self._latencies)
+
+    def _chunk_fields(self) -> tuple:
+        """(meter, level, clipping, latency, RTF, overruns) as the bar shows them."""
+        filled = meter_cells(self.level_db, self.METER_CELLS)
+        return ("\u2588" * filled + "\u2591" * (self.METER_CELLS - filled), f" {max(self.level_db, -99):4.0f} dB",
+                bool(self.clip_hold), "\u2013" if self.latency_ms is None else f"{self.latency_ms:.0f} ms",
+                "\u2013" if self.rtf is None else f"{self.rtf:.3f}", self.overruns)
 
     def render(self) -> Text:
-        filled = round(self.METER_CELLS * min(1.0, max(0.0, 1 - self.level_db / self.METER_FLOOR_DB)))
-        meter = "\u2588" * filled + "\u2591" * (self.METER_CELLS - filled)
+        """The bar's line."""
+        self._drawn = self._chunk_fields()
+        meter, level, clipping, latency, rtf, overruns = self._drawn
         parts = [(self.source, "bold"), ("  \u2502  ", "dim"), (self.state, "italic"), ("  \u2502  level ", "dim"),
-                 (meter, "green" if not self.clip_hold else "red"),
-                 (f" {max(self.level_db, -99):4.0f} dB", ""),
-                 (" CLIP" if self.clip_hold else "", "bold red"),
-                 ("  \u2502  latency ", "dim"), ("\u2013" if self.latency_ms is None else f"{self.latency_ms:.0f} ms", ""),
-                 ("  \u2502  RTF ", "dim"), ("\u2013" if self.rtf is None else f"{self.rtf:.3f}", ""),
-                 ("  \u2502  overruns ", "dim"), (str(self.overruns), "bold red" if self.overruns else "")]
+                 (meter, "green" if not clipping else "red"), (level, ""), (" CLIP" if clipping else "", "bold red"),
+                 ("  \u2502  latency ", "dim"), (latency, ""), ("  \u2502  RTF ", "dim"), (rtf, ""),
+                 ("  \u2502  overruns ", "dim"), (str(overruns), "bold red" if overruns else "")]
+        if self.events_dropped:
+            parts += [("  \u2502  events dropped ", "dim"), (str(self.events_dropped), "bold red")]
         return Text.assemble(*parts, no_wrap=True, overflow="ellipsis")

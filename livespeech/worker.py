@@ -1,19 +1,25 @@
-"""The live pipeline between a :class:`~livespeech.capture.Source` and the UI.
+"""The recognizer worker between a :class:`~livespeech.capture.Source` and the UI, and
+the events it sends.
 
     source --ring buffer--> LiveWorker (thread: resample, Recognizer, PhraseScorer) --sink(event)--> UI
 
 :class:`LiveWorker` pulls fixed chunks (100 ms by default) from the source's ring
 buffer, resamples them to the model's rate, runs the :class:`Recognizer` and calls
-``sink`` with one immutable :class:`LiveUpdate` per chunk; ``sink`` must be
-thread-safe and must not block (the app passes a wrapper of ``post_message``).
-When the source pauses, ends or fails, the worker processes what is left, flushes
-the recognizer (the utterance in progress is committed) and, for an end or a
-failure, sends :class:`SourceEnded` or :class:`SourceFailed`.
+``sink`` with one :class:`LiveUpdate` per chunk; ``sink`` must be thread-safe and
+must not block (the app passes a wrapper of its ``post_message``).  When the source pauses, ends
+or fails, the worker processes what is left, flushes the recognizer (the utterance
+in progress is committed) and, for an end or a failure, sends :class:`SourceEnded`
+or :class:`SourceFailed`.
 
 When recognising a chunk raises, the worker sends :class:`RecognizerError`, drops
 that chunk, resets the recognizer (a new utterance begins after the chunk) and goes
 on; after ``MAX_ERRORS_IN_A_ROW`` failed chunks in a row it gives up with
 :class:`WorkerFailed`.
+
+Each event is declared once, as a Textual message: the app handles it with
+``@on(LiveUpdate)``; other consumers (tests, the end-to-end probe) just collect the
+objects.  None may replace a pending one (``can_replace`` stays False): every update
+carries frames and characters that are not repeated later.
 
 Times are session times: seconds of audio listened since the session began,
 continuing across pauses and device changes (pass the previous worker's
@@ -23,30 +29,26 @@ same way (10 ms each).
 
 from __future__ import annotations
 
-import importlib.util
-import json
 import threading
 import time
 from dataclasses import dataclass
-from itertools import count
-from pathlib import Path
-from typing import Any, Callable, Protocol
+from typing import Any, Callable
 
 import numpy as np
+from textual.message import Message
 
-from livespeech.audio import AudioError, StreamResampler, audio_info
-from livespeech.capture import CaptureError, DeviceNotFound, FileSource, MicSource, Source, resolve_device
+from livespeech.audio import StreamResampler
+from livespeech.capture import Source
 from livespeech.decoding import Word
+from livespeech.levels import level_db, peak
 
 CHUNK_MS = 100  # worker chunk, milliseconds
 WAIT_S = 0.05  # longest wait for audio before checking the source's state, seconds
 CLIP_LEVEL = 0.999  # |sample| at or above this counts as clipping
-SILENCE_DB = -120.0  # level reported for digital silence, dBFS
-NO_PHRASES = "none"
 MAX_ERRORS_IN_A_ROW = 50  # failed chunks in a row (5 s at 100 ms) before the worker gives up
 
 
-# ----------------------------------------------------------------------------- events
+# ----------------------------------------------------------------------------- data
 
 
 @dataclass(frozen=True)
@@ -79,6 +81,7 @@ class Segment:
     phrase: Any = None
 
     def to_dict(self) -> dict:
+        """Text, times (ms precision), words and phrase, for saved transcripts."""
         phrase = None
         if self.phrase is not None:
             phrase = {"phrase": self.phrase.phrase, "confidence": round(float(self.phrase.confidence), 4)}
@@ -86,9 +89,20 @@ class Segment:
                 "words": [w.to_dict() for w in self.words], "phrase": phrase}
 
 
-@dataclass(frozen=True, eq=False)  # eq=False: equal only to itself (it holds an array)
-class LiveUpdate:
-    """What one chunk of audio produced, ready to draw.
+@dataclass(frozen=True)
+class Position:
+    """Where a session stands: seconds listened and spectrogram frames produced."""
+
+    seconds: float = 0.0
+    frames: int = 0
+
+
+# ----------------------------------------------------------------------------- events
+
+
+@dataclass(eq=False)  # eq=False: equal only to itself (it holds an array)
+class LiveUpdate(Message):
+    """What one chunk of audio produced, ready to draw (treat it as read-only).
 
     Attributes:
         frames: log-mel frames completed by the chunk, shape (t, n_mels), read-only.
@@ -98,7 +112,7 @@ class LiveUpdate:
         partial_frame: frame of the in-progress utterance's first character, or None.
         committed: utterances that ended in the chunk.
         audio_s: session seconds listened after this chunk.
-        level_db: RMS level of the chunk, dBFS (SILENCE_DB for digital silence).
+        level_db: RMS level of the chunk, dBFS (``livespeech.levels.SILENCE_DB`` for silence).
         peak: largest absolute sample of the chunk (>= CLIP_LEVEL: clipping).
         rtf: processing time / chunk duration, None for a short final chunk.
         arrival: ``time.perf_counter()`` when the chunk's first sample arrived, None when unknown.
@@ -119,22 +133,22 @@ class LiveUpdate:
     overruns: int
 
 
-@dataclass(frozen=True)
-class SourceEnded:
-    """The source has no more audio (end of an ``--input`` file)."""
+@dataclass
+class SourceEnded(Message):
+    """The source has no more audio (end of an ``--input`` file); the results stay."""
 
     audio_s: float
 
 
-@dataclass(frozen=True)
-class SourceFailed:
+@dataclass
+class SourceFailed(Message):
     """The source stopped unexpectedly (device unplugged, unreadable file)."""
 
     message: str
 
 
-@dataclass(frozen=True)
-class RecognizerError:
+@dataclass
+class RecognizerError(Message):
     """Recognising a chunk raised: the chunk was dropped and the stream goes on with a
     new utterance. ``in_a_row``: failed chunks in a row, this one included."""
 
@@ -142,56 +156,15 @@ class RecognizerError:
     in_a_row: int = 1
 
 
-@dataclass(frozen=True)
-class WorkerFailed:
+@dataclass
+class WorkerFailed(Message):
     """The worker stopped: the recognizer raised on MAX_ERRORS_IN_A_ROW chunks in a
     row, or something else failed; the message names the error."""
 
     message: str
 
 
-@dataclass(frozen=True)
-class Position:
-    """Where a session stands: seconds listened and spectrogram frames produced."""
-
-    seconds: float = 0.0
-    frames: int = 0
-
-
-class PhraseScorerLike(Protocol):
-    """What the worker needs of ``livespeech.phrases.PhraseScorer``."""
-
-    def score(self, log_probs):
-        """A ``PhraseResult`` for one utterance's log-probabilities, shape (S, V)."""
-
-
 # ----------------------------------------------------------------------------- worker
-
-
-class PhraseEventLog:
-    """Appends one JSON line per committed utterance to a file or named pipe
-    (``livespeech --events FILE``), flushed at once, so other programs can act on
-    voice commands: ``{"start_s", "end_s", "text", "phrase" (str or null),
-    "confidence", "top": [{"phrase", "p"}]}``.  Phrase fields are null without an
-    active phrase set.  Opening a named pipe waits until a reader opens it.
-
-    Raises:
-        OSError: the file cannot be opened for appending.
-    """
-
-    def __init__(self, path: Path):
-        self._file = open(path, "a", encoding="utf-8", buffering=1)  # line-buffered; never truncates
-
-    def write(self, segment: Segment) -> None:
-        result = segment.phrase
-        row = {"start_s": round(segment.start_s, 3), "end_s": round(segment.end_s, 3), "text": segment.text,
-               "phrase": result.phrase if result is not None else None,
-               "confidence": round(result.confidence, 4) if result is not None else None,
-               "top": [{"phrase": p, "p": round(q, 4)} for p, q in result.top] if result is not None else []}
-        self._file.write(json.dumps(row) + "\n")
-
-    def close(self) -> None:
-        self._file.close()
 
 
 class LiveWorker:
@@ -204,12 +177,13 @@ class LiveWorker:
             ``reset``); the worker owns it while running.
         sink: called from the worker thread with each event; thread-safe, non-blocking.
         chunk_ms: chunk length, milliseconds (default 100).
-        scorer: phrase scorer for committed utterances, or None; see :attr:`scorer`.
+        scorer: phrase scorer for committed utterances (a ``PhraseScorer``: ``score(log_probs)``
+            gives a ``PhraseResult``), or None; see :attr:`scorer`.
         origin: session position to continue from (default: the start).
     """
 
-    def __init__(self, source: Source, recognizer, sink: Callable[[object], Any], chunk_ms: int = CHUNK_MS,
-                 scorer: PhraseScorerLike | None = None, origin: Position = Position()):
+    def __init__(self, source: Source, recognizer, sink: Callable[[Message], Any], chunk_ms: int = CHUNK_MS,
+                 scorer=None, origin: Position = Position()):
         self.source, self.recognizer, self.sink = source, recognizer, sink
         self.scorer = scorer  # swapped by the UI thread at any time; read once per utterance
         self.chunk = max(1, round(source.sample_rate * chunk_ms / 1000))  # source samples
@@ -234,9 +208,11 @@ class LiveWorker:
 
     @property
     def alive(self) -> bool:
+        """Whether the thread is running."""
         return self._thread.is_alive()
 
     def start(self) -> None:
+        """Start the thread."""
         self._thread.start()
 
     def stop(self, timeout: float = 1.0, flush: bool = True) -> bool:
@@ -345,11 +321,10 @@ class LiveWorker:
         if final:  # the recognizer has reset: the next stream starts here
             self._base, self._frames, self._stream_s = self.position, 0, 0.0
         self._dirty = not final
-        level_db, peak = level(samples)
         elapsed = time.perf_counter() - t0
         rtf = elapsed / self.chunk_s if len(samples) == self.chunk else None
         return LiveUpdate(frames, first_frame, chars, results[-1].partial, self._partial_frame, committed,
-                          audio_s, level_db, peak, rtf, arrival, self.source.overruns)
+                          audio_s, level_db(samples), peak(samples), rtf, arrival, self.source.overruns)
 
     def _segment(self, utterance) -> Segment:
         """A committed utterance in session time, scored when a scorer is active."""
@@ -374,179 +349,3 @@ class LiveWorker:
         elif self._partial_frame is None:
             later = [c.frame for c in chars if c.frame >= self._commit_frame and c.char != " "]
             self._partial_frame = min(later, default=None)
-
-
-def level(samples: np.ndarray) -> tuple[float, float]:
-    """RMS level in dBFS and peak |sample| of a chunk, shape (n,); (SILENCE_DB, 0) when empty or silent."""
-    if samples.size == 0:
-        return SILENCE_DB, 0.0
-    power = float(np.mean(np.square(samples, dtype=np.float64)))
-    peak = float(np.max(np.abs(samples)))
-    return (10.0 * np.log10(power) if power > 0 else SILENCE_DB), peak
-
-
-# ----------------------------------------------------------------------------- sources
-
-
-class LiveSetupError(Exception):
-    """A live-view argument is wrong: ``usage`` (exit status 2) or an unreadable input
-    file (exit status 1); the message is one line for the user."""
-
-    def __init__(self, message: str, usage: bool = True):
-        super().__init__(message)
-        self.usage = usage
-
-
-def check_live_arguments(input_path: str | None, device: str | None, phrases: str | None = None) -> None:
-    """Check ``--input``, ``--device`` and ``--phrases`` before the model loads and the
-    screen opens.
-
-    Problems of the machine rather than the arguments (PortAudio missing, no input
-    device at all) are left for the live view to show; whether the model can spell the
-    phrases is checked once it is loaded.
-
-    Raises:
-        LiveSetupError: --input with --device, an unreadable input file, no such
-            device, or no such phrase set.
-    """
-    if phrases is not None and phrases.strip().lower() != NO_PHRASES and phrases_available():
-        from livespeech.phrases import load_phrase_set
-
-        try:
-            load_phrase_set(phrases)
-        except ValueError as error:  # PhraseSetError
-            raise LiveSetupError(f"--phrases: {error}") from None
-    if input_path is not None and device is not None:
-        raise LiveSetupError("--input and --device exclude each other (a file replaces the microphone)")
-    if input_path is not None:
-        try:
-            audio_info(Path(input_path))
-        except AudioError as error:
-            raise LiveSetupError(f"{input_path}: {error}", usage=False) from None
-    elif device is not None:
-        try:
-            resolve_device(device)
-        except DeviceNotFound as error:
-            raise LiveSetupError(str(error)) from None
-        except CaptureError:
-            pass  # shown on screen, with a way to pick another device
-
-
-def open_source(input_path: str | None, device: str | None, speed: float | None = 1.0) -> Source:
-    """The session's source: ``input_path`` played at ``speed`` times real time, or
-    the microphone ``device`` (index or name; the default input when None). Not started.
-
-    Raises:
-        AudioError: the input file cannot be read.
-        CaptureError: PortAudio missing, no input device, device not found or refused.
-    """
-    if input_path is not None:
-        return FileSource(input_path, speed=speed)
-    return MicSource(resolve_device(device))
-
-
-# ----------------------------------------------------------------------------- phrases
-
-
-class PhrasesUnavailable(Exception):
-    """This livespeech has no phrase classification (livespeech.phrases is missing)."""
-
-
-@dataclass(frozen=True)
-class PhraseModel:
-    """An active phrase set: its name and the scorer built for the model's vocabulary."""
-
-    name: str
-    scorer: PhraseScorerLike
-
-
-def phrases_available() -> bool:
-    return importlib.util.find_spec("livespeech.phrases") is not None
-
-
-def load_phrase_model(spec: str | None, vocabulary, model_config: dict | None = None) -> PhraseModel | None:
-    """The phrase set ``spec`` (a bundled name or a file) with its scorer; None for "none".
-
-    Args:
-        spec: phrase-set name or path, or "none".
-        vocabulary: the model's vocabulary.
-        model_config: the model's config.json; a phrase model's calibrated scorer
-            settings for this set are used.
-    Raises:
-        PhrasesUnavailable: livespeech.phrases is not installed.
-        PhraseSetError (a ValueError): no such set, an unreadable one, or one the
-            vocabulary cannot spell.
-    """
-    if spec is None or spec.strip().lower() == NO_PHRASES:
-        return None
-    if not phrases_available():
-        raise PhrasesUnavailable("phrase classification is not available in this version of livespeech")
-    from livespeech import phrases
-
-    phrase_set = phrases.load_phrase_set(spec)
-    options = phrases.scorer_options(model_config or {}, phrase_set)
-    return PhraseModel(phrase_set.name, phrases.PhraseScorer(phrase_set, vocabulary, **options))
-
-
-def bundled_phrase_sets() -> list[str]:
-    """Names of the bundled phrase sets (none without phrase classification)."""
-    if not phrases_available():
-        return []
-    from livespeech import phrases
-
-    return phrases.bundled_phrase_sets()
-
-
-# ----------------------------------------------------------------------------- saving
-
-
-def format_clock(seconds: float) -> str:
-    """Session time as ``m:ss.s`` (``h:mm:ss`` from an hour on)."""
-    if seconds >= 3600:
-        h, rest = divmod(int(seconds), 3600)
-        return f"{h}:{rest // 60:02d}:{rest % 60:02d}"
-    m, s = divmod(max(0.0, seconds), 60)
-    return f"{int(m)}:{s:04.1f}"
-
-
-def save_transcript(segments: list[Segment], directory: Path, info: dict, stamp: str | None = None) -> tuple[Path, Path]:
-    """Write ``livespeech-STAMP.txt`` (one utterance a line) and ``.json`` (``info``
-    plus text and utterances with times, words and phrases) into ``directory``; an
-    existing file is never replaced: ``-2``, ``-3``... are tried instead.
-
-    Args:
-        segments: the committed utterances, oldest first.
-        directory: an existing folder.
-        info: extra JSON fields (source, model...).
-        stamp: name part (default: local time, YYYYmmdd-HHMMSS).
-    Returns:
-        the txt and json paths.
-    Raises:
-        OSError: the folder cannot be written.
-    """
-    stamp = stamp or time.strftime("%Y%m%d-%H%M%S")
-    text = "".join(f"{s.text}\n" for s in segments)
-    document = {**info, "text": " ".join(s.text for s in segments), "utterances": [s.to_dict() for s in segments]}
-    body = json.dumps(document, indent=1) + "\n"
-    for n in count(1):
-        stem = f"livespeech-{stamp}" + (f"-{n}" if n > 1 else "")
-        txt, jsn = directory / f"{stem}.txt", directory / f"{stem}.json"
-        if txt.exists() or jsn.exists():
-            continue
-        try:
-            _create(txt, text)
-        except FileExistsError:
-            continue
-        try:
-            _create(jsn, body)
-        except FileExistsError:
-            txt.unlink()
-            continue
-        return txt, jsn
-    raise AssertionError("unreachable")
-
-
-def _create(path: Path, text: str) -> None:
-    """Write a new file; FileExistsError if ``path`` exists (checked atomically)."""
-    with open(path, "x", encoding="utf-8") as f:
-        f.write(text)
