@@ -34,6 +34,7 @@ from livespeech.model import CTCModel
 from livespeech.text import BLANK, Vocabulary
 from training.augment import NoiseFloor, frequency_warp, spec_augment
 from training.config import TrainConfig
+from training.grow import can_widen, dims_of_state, widen_state
 from training.data import (AugmentedCopy, AugmentedTrainingSet, BucketBatchSampler, FeatureCache, TrainingSet, check_training_set,
                            collate, read_corpus)
 
@@ -237,8 +238,14 @@ def build_model(config: TrainConfig, dims, train_caches, checkpoint: dict | None
     if checkpoint is not None:
         model.load_state_dict(checkpoint["model"])
     elif config.init_from:
-        model.load_state_dict(_initial_weights(config.init_from), strict=True)
-        say(f"initialised from {config.init_from}")
+        state = _initial_weights(config.init_from)
+        start = dims_of_state(state, dims.dropout)
+        if can_widen(start, dims):
+            state = widen_state(state, start, dims, config.seed)
+            say(f"initialised from {config.init_from}, widened from {start.hidden} to {dims.hidden} units per layer")
+        else:
+            say(f"initialised from {config.init_from}")
+        model.load_state_dict(state, strict=True)
     else:
         mean, std = global_statistics(train_caches)
         model.feature_mean.copy_(mean)

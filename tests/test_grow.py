@@ -1,0 +1,66 @@
+"""Widening a trained model keeps what it computes (training/grow.py)."""
+
+import pytest
+import torch
+
+from livespeech.model import CTCModel, ModelDims
+from training.grow import can_widen, dims_of_state, widen_state
+
+SMALL = ModelDims(n_mels=16, stack=2, hidden=12, layers=3, vocab_size=7)
+WIDE = ModelDims(n_mels=16, stack=2, hidden=20, layers=3, vocab_size=7)
+
+
+def _trained_like(dims: ModelDims) -> CTCModel:
+    torch.manual_seed(3)
+    model = CTCModel(dims)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.normal_(0, 0.5)  # far from the default initialisation, as trained weights are
+        model.feature_mean.normal_()
+        model.feature_std.uniform_(0.5, 2.0)
+    return model.eval()
+
+
+def test_dims_are_read_off_the_state():
+    assert dims_of_state(_trained_like(SMALL).state_dict()) == SMALL
+
+
+def test_wide_model_computes_what_the_narrow_one_did():
+    small = _trained_like(SMALL)
+    wide = CTCModel(WIDE).eval()
+    wide.load_state_dict(widen_state(small.state_dict(), SMALL, WIDE))
+    x, lengths = torch.randn(2, 41, 16), torch.tensor([41, 30])
+    with torch.no_grad():
+        expected, n1 = small(x, lengths)
+        got, n2 = wide(x, lengths)
+        state, pieces = None, []
+        for start in range(0, 41, 5):  # streaming, 5 frames a chunk, carrying the state
+            piece, state = wide.infer(x[:1, start : start + 5], state)
+            pieces.append(piece)
+        streamed = torch.cat(pieces, dim=1)
+    assert torch.equal(n1, n2)
+    assert torch.allclose(expected, got, atol=1e-5)
+    assert torch.allclose(streamed, expected[:1], atol=1e-5)
+
+
+def test_new_units_learn_from_the_first_steps():
+    small = _trained_like(SMALL)
+    wide = CTCModel(WIDE)
+    wide.load_state_dict(widen_state(small.state_dict(), SMALL, WIDE))
+    log_probs, _ = wide(torch.randn(1, 20, 16), torch.tensor([20]))
+    log_probs[..., 1].sum().backward()
+    assert wide.output.weight.grad[:, SMALL.hidden :].abs().sum() > 0  # read-out of the new units
+
+
+def test_growth_is_reproducible_from_its_seed():
+    state = _trained_like(SMALL).state_dict()
+    a, b = widen_state(state, SMALL, WIDE, seed=5), widen_state(state, SMALL, WIDE, seed=5)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+@pytest.mark.parametrize("change", [{"layers": 4}, {"stack": 3}, {"vocab_size": 8}, {"hidden": 12}, {"hidden": 8}])
+def test_only_more_hidden_units_can_be_grown(change):
+    other = ModelDims(**{**SMALL.to_dict(), **change})
+    assert not can_widen(SMALL, other)
+    with pytest.raises(ValueError):
+        widen_state(_trained_like(SMALL).state_dict(), SMALL, other)

@@ -1,0 +1,81 @@
+"""Grow a trained model wider without changing what it computes (function-preserving
+widening, after Net2WiderNet: Chen, Goodfellow & Shlens, 2016, "Net2Net").
+
+A model of ``hidden`` H_old units per LSTM layer becomes one of H_new > H_old units:
+
+- every old unit keeps its weights and biases, and reads only the old units of its own
+  and the previous layer (its weights from the new units are zero);
+- the new units start with PyTorch's default initialisation, reading everything;
+- nothing reads the new units at first: the next layer's and the output layer's weights
+  from them are zero.
+
+So the wider model's log-probabilities equal the narrow model's exactly at the start,
+and training grows the new units in: the zero read-out weights get gradients at once
+(the new units' outputs are not zero), and the new units' own weights from the next step.
+Unlike Net2Net's unit copying, no noise is needed to break symmetry.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from livespeech.model import CTCModel, ModelDims
+
+GATES = 4  # PyTorch's LSTM stacks the input, forget, cell and output gates in this order
+
+
+def can_widen(old: ModelDims, new: ModelDims) -> bool:
+    """True when ``new`` differs from ``old`` only by more ``hidden`` units (dropout aside)."""
+    same = all(getattr(old, k) == getattr(new, k) for k in ("n_mels", "stack", "layers", "vocab_size"))
+    return same and new.hidden > old.hidden
+
+
+def _gate_rows(H_old: int, H_new: int) -> torch.Tensor:
+    """Row indices, in the wide layer's (4 H_new) gate stack, of the old units' rows."""
+    return torch.cat([torch.arange(g * H_new, g * H_new + H_old) for g in range(GATES)])
+
+
+def widen_state(state: dict[str, torch.Tensor], old: ModelDims, new: ModelDims, seed: int = 0) -> dict[str, torch.Tensor]:
+    """The state dict of a ``new``-sized model computing what ``state`` (an ``old`` model) does.
+
+    Args:
+        state: a :class:`CTCModel` state dict of dims ``old``.
+        old, new: the two sizes; ``can_widen(old, new)`` must hold.
+        seed: seed of the new units' initial weights (reproducible growth).
+    Returns:
+        A state dict for ``CTCModel(new)``.
+    Raises:
+        ValueError: the sizes differ in anything but a larger ``hidden``.
+    """
+    if not can_widen(old, new):
+        raise ValueError(f"can only widen a model's hidden units (same n_mels, stack, layers, vocabulary): {old} -> {new}")
+    torch.manual_seed(seed)
+    wide = CTCModel(new).state_dict()
+    Ho, Hn = old.hidden, new.hidden
+    rows = _gate_rows(Ho, Hn)
+    for layer in range(new.layers):
+        for kind in ("ih", "hh"):
+            weight, bias = f"lstm.weight_{kind}_l{layer}", f"lstm.bias_{kind}_l{layer}"
+            reads_old = state[weight].shape[1]  # n_mels * stack, or H_old
+            wide[weight][rows] = 0.0  # old units: nothing from the new units ...
+            wide[weight][rows, :reads_old] = state[weight]  # ... and their own weights from the old ones
+            wide[bias][rows] = state[bias]
+    wide["output.weight"].zero_()
+    wide["output.weight"][:, :Ho] = state["output.weight"]
+    wide["output.bias"] = state["output.bias"].clone()
+    wide["feature_mean"] = state["feature_mean"].clone()
+    wide["feature_std"] = state["feature_std"].clone()
+    return wide
+
+
+def dims_of_state(state: dict[str, torch.Tensor], dropout: float = 0.1) -> ModelDims:
+    """The :class:`ModelDims` a :class:`CTCModel` state dict was built with, read off its shapes."""
+    n_mels = state["feature_mean"].shape[0]
+    return ModelDims(
+        n_mels=n_mels,
+        stack=state["lstm.weight_ih_l0"].shape[1] // n_mels,
+        hidden=state["lstm.weight_hh_l0"].shape[1],
+        layers=sum(1 for k in state if k.startswith("lstm.weight_ih_l")),
+        vocab_size=state["output.weight"].shape[0],
+        dropout=dropout,
+    )
