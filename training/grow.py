@@ -49,8 +49,9 @@ def widen_state(state: dict[str, torch.Tensor], old: ModelDims, new: ModelDims, 
     """
     if not can_widen(old, new):
         raise ValueError(f"can only widen a model's hidden units (same n_mels, stack, layers, vocabulary): {old} -> {new}")
-    torch.manual_seed(seed)
-    wide = CTCModel(new).state_dict()
+    with torch.random.fork_rng():  # the caller's random state is left as it was
+        torch.manual_seed(seed)
+        wide = CTCModel(new).state_dict()
     Ho, Hn = old.hidden, new.hidden
     rows = _gate_rows(Ho, Hn)
     for layer in range(new.layers):
