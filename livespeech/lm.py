@@ -6,6 +6,7 @@ checked at load like the weights; loading it into KenLM; adding words to it.
     "language_model": {
         "arpa": "lm.arpa.gz", "arpa_bytes": 15947531,      # n-gram LM, ARPA (gzip or plain)
         "lexicon": "lexicon.txt", "lexicon_bytes": 1564071, # word -> characters (livespeech.lexicon)
+        "binary": "lm.bin", "binary_bytes": 17271026,       # optional: the same LM in KenLM's binary format
         "decoder": {"beam_size": 16, "lm_weight": 0.6, ...}, # tuned beam search settings
         "user_word_log10prob": -6.5,                        # unigram of a word added at run time
         ...                                                 # order, words, perplexity, sources
@@ -16,6 +17,11 @@ any ARPA with ``<s>``, ``</s>`` and ``<unk>`` works), read by KenLM (Heafield, 2
 as carried by flashlight-text.  ``livespeech-train lm`` gzips it as two gzip members,
 header and unigrams first, so words can be added at run time (:func:`with_unigrams`)
 by rewriting the small first member and copying the second.
+
+The optional binary is the same model in KenLM's memory-mapped ``trie`` format (written
+by KenLM's ``build_binary``, see :mod:`training.kenlm_binary`): it loads in 0.02-0.03 s
+where the ARPA takes 0.6-0.8 s, with the same scores.  It is used whenever no words are
+added at run time; added words need the ARPA.
 """
 
 from __future__ import annotations
@@ -36,6 +42,7 @@ from livespeech.atomic import atomic_path, write_text_atomic
 CONFIG_KEY = "language_model"
 MAX_ARPA_BYTES = 256 * 1024 * 1024  # refuse absurd files before reading them
 MAX_LEXICON_BYTES = 64 * 1024 * 1024
+MAX_BINARY_BYTES = 512 * 1024 * 1024
 DEFAULT_USER_WORD_LOG10PROB = -6.0  # when config.json gives none: about a word seen twice in 13 M
 GZIP_MAGIC = b"\x1f\x8b"
 
@@ -52,6 +59,7 @@ class LanguageModelFiles:
     Attributes:
         arpa: the ARPA file (plain or gzip).
         lexicon: the lexicon file.
+        binary: the same LM in KenLM's binary format, or None (then the ARPA is read).
         decoder: beam search settings tuned for this model (``livespeech.beam.BeamOptions`` fields).
         user_word_log10prob: log10 unigram probability of a word added at run time.
         info: the whole config entry (order, words, perplexity...).
@@ -59,6 +67,7 @@ class LanguageModelFiles:
 
     arpa: Path
     lexicon: Path
+    binary: Path | None = None
     decoder: dict = field(default_factory=dict)
     user_word_log10prob: float = DEFAULT_USER_WORD_LOG10PROB
     info: dict = field(default_factory=dict)
@@ -80,7 +89,9 @@ def language_model_files(folder: Path, config: dict) -> LanguageModelFiles | Non
     if not isinstance(entry, dict):
         raise LanguageModelError(f"{where}: '{CONFIG_KEY}' must be an object")
     paths = {}
-    for key, limit in (("arpa", MAX_ARPA_BYTES), ("lexicon", MAX_LEXICON_BYTES)):
+    for key, limit in (("arpa", MAX_ARPA_BYTES), ("lexicon", MAX_LEXICON_BYTES), ("binary", MAX_BINARY_BYTES)):
+        if key == "binary" and key not in entry:
+            continue  # optional
         name, size = entry.get(key), entry.get(f"{key}_bytes")
         if not isinstance(name, str) or not name or "/" in name or "\\" in name or name.startswith("."):
             raise LanguageModelError(f"{where}: '{CONFIG_KEY}.{key}' must be a file name in the model folder")
@@ -91,7 +102,7 @@ def language_model_files(folder: Path, config: dict) -> LanguageModelFiles | Non
     user = entry.get("user_word_log10prob", DEFAULT_USER_WORD_LOG10PROB)
     if not isinstance(decoder, dict) or not isinstance(user, (int, float)) or not -99 < user < 0:
         raise LanguageModelError(f"{where}: '{CONFIG_KEY}.decoder' must be an object and 'user_word_log10prob' a log10 probability")
-    return LanguageModelFiles(paths["arpa"], paths["lexicon"], dict(decoder), float(user), dict(entry))
+    return LanguageModelFiles(paths["arpa"], paths["lexicon"], paths.get("binary"), dict(decoder), float(user), dict(entry))
 
 
 def check_file(path: Path, size: int, limit: int) -> Path:
@@ -140,14 +151,15 @@ def _quiet_stderr():
 
 
 def load_kenlm(path: Path, words: list[str]):
-    """KenLM over an ARPA file, for the beam search: ``words[i]`` is word index ``i``
-    (words the LM lacks score as ``<unk>``).  Holds the GIL while it reads (about
-    0.5 us per n-gram).
+    """KenLM over an ARPA file or KenLM binary, for the beam search: ``words[i]`` is
+    word index ``i`` (words the LM lacks score as ``<unk>``).  Holds the GIL while it
+    reads an ARPA (about 0.5 us per n-gram); a binary is memory-mapped.
 
     Returns:
         a flashlight ``KenLM`` (``start``, ``score``, ``finish``; log10 scores).
     Raises:
-        LanguageModelError: flashlight-text is missing, or the file is not a valid ARPA LM.
+        LanguageModelError: flashlight-text is missing, or the file is not a valid ARPA
+            or KenLM binary LM.
     """
     try:
         from flashlight.lib.text.decoder.kenlm import KenLM
@@ -158,7 +170,7 @@ def load_kenlm(path: Path, words: list[str]):
         try:
             return KenLM(str(path), Dictionary(list(words)))
         except RuntimeError as error:
-            raise LanguageModelError(f"{path}: not a valid ARPA language model ({_kenlm_reason(error)})") from None
+            raise LanguageModelError(f"{path}: not a valid language model ({_kenlm_reason(error)})") from None
 
 
 def _kenlm_reason(error: RuntimeError) -> str:
@@ -275,7 +287,7 @@ def temporary_arpa(arpa: Path) -> Path:
 # ----------------------------------------------------------------------------- model folders
 
 
-def attach(folder: Path, arpa: Path, lexicon: Path, entry: dict) -> Path:
+def attach(folder: Path, arpa: Path, lexicon: Path, entry: dict, binary: Path | None = None) -> Path:
     """Copy a language model and its lexicon into a model folder and list them in its
     ``config.json``; each file is written to a temporary name and renamed
     (:mod:`livespeech.atomic`), so an interrupted attach leaves the old files.
@@ -284,6 +296,8 @@ def attach(folder: Path, arpa: Path, lexicon: Path, entry: dict) -> Path:
         folder: the model folder.
         arpa, lexicon: the files to copy (kept under their names).
         entry: the rest of the config entry (decoder settings, order, perplexity...).
+        binary: the same LM in KenLM's binary format, or None: then the folder lists
+            none (a binary of an earlier LM would no longer match).
     Returns:
         the folder.
     Raises:
@@ -292,11 +306,14 @@ def attach(folder: Path, arpa: Path, lexicon: Path, entry: dict) -> Path:
     folder = Path(folder)
     config_path = folder / "config.json"
     config = json.loads(config_path.read_text(encoding="utf-8"))
-    for source in (arpa, lexicon):
-        if Path(source).resolve() != (folder / Path(source).name).resolve():
-            with atomic_path(folder / Path(source).name) as tmp:
+    files = {"arpa": arpa, "lexicon": lexicon, **({"binary": binary} if binary else {})}
+    entry = {k: v for k, v in entry.items() if k not in ("binary", "binary_bytes")}
+    for key, source in files.items():
+        target = folder / Path(source).name
+        if Path(source).resolve() != target.resolve():
+            with atomic_path(target) as tmp:
                 shutil.copyfile(source, tmp)
-    config[CONFIG_KEY] = {**entry, "arpa": Path(arpa).name, "arpa_bytes": (folder / Path(arpa).name).stat().st_size,
-                          "lexicon": Path(lexicon).name, "lexicon_bytes": (folder / Path(lexicon).name).stat().st_size}
+        entry[key], entry[f"{key}_bytes"] = target.name, target.stat().st_size
+    config[CONFIG_KEY] = entry
     write_text_atomic(config_path, json.dumps(config, indent=2) + "\n")
     return folder

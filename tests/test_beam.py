@@ -251,7 +251,7 @@ def _bad_lexicon_keep_size(path):
 @pytest.mark.parametrize("key, damage, message", [
     ("arpa", lambda p: p.unlink(), "missing"),
     ("arpa", _truncate, "truncated"),
-    ("arpa", _garble_keep_size, "not a valid ARPA|not an ARPA|corrupt gzip"),
+    ("arpa", _garble_keep_size, "not a valid language model|not an ARPA|corrupt gzip"),
     ("lexicon", _truncate, "truncated"),
     ("lexicon", _bad_lexicon_keep_size, "line 1"),
 ])
@@ -377,3 +377,50 @@ def test_command_line_errors(lm_model, write_audio, tmp_path):
         one_error_line(livespeech("transcribe", "--model", lm_model, "--words", tmp_path / "words.txt", audio), 2, "--words", needle)
     one_error_line(livespeech("transcribe", "--decoder", "greedy", "--lm-weight", "1", audio), 2, "beam search")
     one_error_line(livespeech("transcribe", "--lm-weight", "-1", audio), 2)
+
+
+def test_attach_lists_a_binary_and_drops_it_when_attached_without(tmp_path, tiny_model_dir):
+    files = build_lm(tmp_path / "built")
+    binary = tmp_path / "built" / "lm.bin"
+    binary.write_bytes(b"not a kenlm binary")
+    attach(tiny_model_dir, files.arpa, files.lexicon, {"decoder": {}}, binary)
+    entry = json.loads((tiny_model_dir / "config.json").read_text())["language_model"]
+    assert entry["binary"] == "lm.bin" and entry["binary_bytes"] == len(b"not a kenlm binary")
+    assert language_model_files(tiny_model_dir, {"language_model": entry}).binary == tiny_model_dir / "lm.bin"
+    attach(tiny_model_dir, files.arpa, files.lexicon, {**entry, "decoder": {}})  # a new LM without a binary
+    entry = json.loads((tiny_model_dir / "config.json").read_text())["language_model"]
+    assert "binary" not in entry and language_model_files(tiny_model_dir, {"language_model": entry}).binary is None
+
+
+def test_binary_is_read_unless_words_are_added(toy):
+    """The binary (here garbage, so reading it fails) serves plain beam search; added
+    words need the ARPA, so a search with words never touches the binary."""
+    garbage = toy.arpa.parent / "lm.bin"
+    garbage.write_bytes(b"\x00" * 4096)
+    files = LanguageModelFiles(toy.arpa, toy.lexicon, garbage, user_word_log10prob=-2.0)
+    with pytest.raises(LanguageModelError, match="lm.bin: not a valid language model"):
+        load_beam_decoder(files, V, STEP_S)
+    decoder = load_beam_decoder(files, V, STEP_S, extra_words=["kettle"])
+    assert "kettle" in decoder.words
+
+
+def test_bundled_binary_scores_exactly_as_its_arpa():
+    """models/base/lm.bin is KenLM's lossless binary of lm.arpa.gz: every score of
+    random word sequences (known words, <unk>, sentence ends) is the same."""
+    from pathlib import Path
+
+    folder = Path(__file__).resolve().parent.parent / "models" / "base"
+    config = json.loads((folder / "config.json").read_text())
+    files = language_model_files(folder, config)
+    if files is None or files.binary is None:
+        pytest.skip("the bundled base lists no KenLM binary")
+    words = read_lexicon(files.lexicon) + ["qqqzzz"]  # the last: unknown to the LM
+    arpa, binary = load_kenlm(files.arpa, words), load_kenlm(files.binary, words)
+    rng = random.Random(7)
+    for _ in range(300):
+        sequence = [rng.randrange(200) if rng.random() < 0.7 else rng.randrange(len(words)) for _ in range(rng.randint(1, 8))]
+        a, b = arpa.start(False), binary.start(False)
+        for i in sequence:
+            (a, score_a), (b, score_b) = arpa.score(a, i), binary.score(b, i)
+            assert score_a == pytest.approx(score_b, abs=1e-5)
+        assert arpa.finish(a)[1] == pytest.approx(binary.finish(b)[1], abs=1e-5)

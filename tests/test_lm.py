@@ -239,3 +239,45 @@ def test_livespeech_train_lm_errors(tmp_path, capsys):
     assert main(["lm", "--attach", str(tmp_path)]) == 1
     assert main(["lm", "--attach", str(tmp_path), "--model", str(tmp_path)]) == 1
     assert "no language model built" in capsys.readouterr().err
+    assert main(["lm", "--binary-of", str(tmp_path), "--build-binary", str(tmp_path / "no-such-program")]) == 1
+    assert "not an executable build_binary" in capsys.readouterr().err
+
+
+def test_kenlm_binary_of_a_built_lm(tmp_path, tiny_model_dir, capsys):
+    """``lm --binary-of``: KenLM's binary of an LM built before, recorded in lm.json,
+    attached with it, and scoring as the ARPA does.  Needs KenLM's build_binary
+    (``livespeech-train lm --compile-build-binary``)."""
+    from livespeech.bundle import load_bundle
+    from livespeech.lexicon import read_lexicon
+    from livespeech.lm import load_kenlm
+    from training.cli import main
+    from training.kenlm_binary import find_build_binary
+
+    program = find_build_binary()
+    if program is None:
+        pytest.skip("no KenLM build_binary here")
+    text = tmp_path / "text" / "toy" / "train.txt"
+    text.parent.mkdir(parents=True)
+    rng = random.Random(1)
+    words = ["the", "cat", "sat", "on", "a", "mat", "dog", "ran", "to"]
+    text.write_text("\n".join(" ".join(rng.choice(words) for _ in range(rng.randint(2, 9))) for _ in range(300)) + "\n")
+    dev = text.with_name("dev.txt")
+    dev.write_text("the cat sat on a mat\n")
+    out = tmp_path / "lm"
+    assert main(["lm", "--out", str(out), "--text", str(text), "--dev", str(dev), "--build-binary", "/bin/false"]) == 1
+    assert "build_binary failed" in capsys.readouterr().err and not (out / "lm.bin").exists()
+    assert main(["lm", "--out", str(out), "--text", str(text), "--dev", str(dev), "--build-binary", str(program)]) == 0
+    (out / "lm.bin").unlink()
+    assert main(["lm", "--binary-of", str(out), "--build-binary", str(program)]) == 0
+    report = json.loads((out / "lm.json").read_text())
+    assert report["binary_bytes"] == (out / "lm.bin").stat().st_size and set(report["load_s"]) == {"arpa", "binary"}
+    assert main(["lm", "--attach", str(out), "--model", str(tiny_model_dir)]) == 0
+    files = load_bundle(tiny_model_dir).language_model
+    assert files.binary == tiny_model_dir / "lm.bin"
+    lexicon = read_lexicon(files.lexicon)
+    arpa, binary = load_kenlm(files.arpa, lexicon), load_kenlm(files.binary, lexicon)
+    for sentence in (["the", "cat", "sat"], ["dog", "ran", "to", "a", "mat"]):
+        a, b = arpa.start(False), binary.start(False)
+        for word in sentence:
+            (a, score_a), (b, score_b) = arpa.score(a, lexicon.index(word)), binary.score(b, lexicon.index(word))
+            assert score_a == pytest.approx(score_b, abs=1e-5)

@@ -100,20 +100,35 @@ def _phrases(args) -> int:
 
 
 def _lm(args) -> int:
-    from training.lm import LMBuildConfig, attach, build
+    from training import kenlm_binary
+    from training.lm import LMBuildConfig, add_binary, attach, build
 
+    log = lambda line: print(line, file=sys.stderr, flush=True)  # noqa: E731
+    if args.compile_build_binary is not None:
+        print(kenlm_binary.compile_build_binary(Path(args.compile_build_binary) if args.compile_build_binary else None, log=log))
+        return 0
     if args.attach:
         if not args.model:
             raise ValueError("--attach needs --model MODEL_FOLDER")
         print(attach(Path(args.attach), Path(args.model)))
         return 0
+    program = kenlm_binary.find_build_binary(args.build_binary)
+    if args.binary_of:
+        if program is None:
+            raise ValueError("no KenLM build_binary: give --build-binary PROGRAM or run livespeech-train lm --compile-build-binary")
+        report = add_binary(Path(args.binary_of), program, log=log)
+        print(json.dumps({k: report[k] for k in ("binary", "binary_bytes", "load_s")}, indent=2))
+        return 0
     if not args.out:
-        raise ValueError("lm needs --out DIR (or --attach DIR --model MODEL_FOLDER)")
+        raise ValueError("lm needs --out DIR (or --attach DIR --model MODEL_FOLDER, or --binary-of DIR)")
+    if program is None:
+        log("no KenLM build_binary here: writing the ARPA only (livespeech-train lm --compile-build-binary gets one)")
     config = LMBuildConfig(text=tuple(args.text), dev=tuple(args.dev), order=args.order, prune=tuple(args.prune),
                            min_count=args.min_count, max_words=args.max_words, words=tuple(args.words or ()),
                            phrase_sets=not args.no_phrase_sets)
-    report = build(config, Path(args.out), log=lambda line: print(line, file=sys.stderr, flush=True))
-    print(json.dumps({k: report[k] for k in ("words", "ngrams", "arpa_bytes", "lexicon_bytes", "build_s", "peak_memory_mb", "dev")}, indent=2))
+    report = build(config, Path(args.out), log=log, build_binary=program)
+    keys = ("words", "ngrams", "arpa_bytes", "lexicon_bytes", "binary_bytes", "load_s", "build_s", "peak_memory_mb", "dev")
+    print(json.dumps({k: report[k] for k in keys if k in report}, indent=2))
     return 0
 
 
@@ -137,6 +152,11 @@ def _add_lm(sub) -> None:
     p.add_argument("--no-phrase-sets", action="store_true", help="do not add the words of the bundled phrase sets")
     p.add_argument("--attach", metavar="DIR", help="copy the LM built in DIR into --model's folder and list it in its config.json")
     p.add_argument("--model", metavar="FOLDER", help="with --attach: the model folder")
+    p.add_argument("--build-binary", metavar="PROGRAM",
+                   help="KenLM's build_binary, to write lm.bin too (default: one on PATH or from --compile-build-binary)")
+    p.add_argument("--binary-of", metavar="DIR", help="only write lm.bin, KenLM's binary of the LM built in DIR")
+    p.add_argument("--compile-build-binary", metavar="DIR", nargs="?", const="",
+                   help="download KenLM's source from PyPI and compile its build_binary (into DIR, default the user cache)")
     p.set_defaults(func=_lm)
 
 

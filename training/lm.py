@@ -22,7 +22,7 @@ Building:
 The default, a 4-gram without singleton bigrams and with trigrams and 4-grams seen at
 least three times (``--order 4 --prune 0 1 2 2``), is sized for the model folder and its
 start-up: 1.6 M n-grams, 14.5 MB gzipped (40 MB allowed with the lexicon), read by
-KenLM in about 0.5-0.9 s (0.5 us an n-gram; the budget is 1.5 s with the lexicon).
+KenLM in about 0.5-1.1 s (0.5 us an n-gram), or 0.02-0.05 s as ``lm.bin``.
 Measured on the same 13 M words (perplexity on gutenberg / dialogue dev text, WER of
 the bundled model's beam search on 300 unseen sentences in its training voices):
 unpruned 3-gram, 7.8 M n-grams, 67 MB, 4.5 s to load: 232 / 21.5, WER 0.461;
@@ -30,7 +30,10 @@ unpruned 3-gram, 7.8 M n-grams, 67 MB, 4.5 s to load: 232 / 21.5, WER 0.461;
 0.468; 3-gram ``0 1 2``, 1.3 M, 11 MB, 0.6 s: 258 / 24.0, 0.468.  Pruning costs
 little accuracy and saves seconds of start-up.
 
-Attaching copies ``lm.arpa.gz`` and ``lexicon.txt`` into a model folder and lists them
+When KenLM's ``build_binary`` is at hand (:mod:`training.kenlm_binary`), the same model
+is also written as ``lm.bin``, KenLM's memory-mapped binary, which loads in 0.02-0.03 s.
+
+Attaching copies ``lm.arpa.gz``, ``lexicon.txt`` (and ``lm.bin``) into a model folder and lists them
 in its ``config.json`` (:mod:`livespeech.lm`) with the beam search settings of
 ``decoder.json`` in the LM folder (written by ``bench/beam_tune.py``), else the defaults.
 """
@@ -48,8 +51,9 @@ from pathlib import Path
 
 import numpy as np
 
+from livespeech.atomic import write_text_atomic
 from livespeech.lexicon import is_word, read_word_list, words_of, write_lexicon
-from training import ngram
+from training import kenlm_binary, ngram
 
 DEFAULT_TEXT = "../shared/data/text/*/train.txt"
 DEFAULT_DEV = "../shared/data/text/*/dev.txt"
@@ -131,14 +135,16 @@ def choose_vocabulary(counts: Counter, min_count: int, max_words: int, extra: Se
     return [*ngram.SPECIAL_WORDS, *frequent, *(w for w in extra if w not in chosen and is_word(w))]
 
 
-def build(config: LMBuildConfig, out: Path, log: Callable[[str], None] = print) -> dict:
-    """Build the language model and lexicon into folder ``out`` (see the module docstring).
+def build(config: LMBuildConfig, out: Path, log: Callable[[str], None] = print, build_binary: Path | None = None) -> dict:
+    """Build the language model and lexicon into folder ``out`` (see the module docstring),
+    and its KenLM binary when ``build_binary`` (the program) is given.
 
     Returns:
         the report written to ``out/lm.json``.
     Raises:
         ValueError: no text, bad options (ngram.EstimationError).
         OSError: files cannot be read or written.
+        KenLMToolError: ``build_binary`` failed.
     """
     t0 = time.perf_counter()
     out = Path(out)
@@ -173,9 +179,74 @@ def build(config: LMBuildConfig, out: Path, log: Callable[[str], None] = print) 
         "config": {**asdict(config), "text": list(config.text), "dev": list(config.dev)},
     }
     del model, ngram_counts
+    (out / kenlm_binary.BINARY_NAME).unlink(missing_ok=True)  # never beside an ARPA it was not made from
+    if build_binary:
+        report.update(binary_entry(out, build_binary, log))
     report["dev"] = evaluate(out / ARPA_NAME, vocabulary[3:], dev_files)
-    (out / REPORT_NAME).write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    write_text_atomic(out / REPORT_NAME, json.dumps(report, indent=2) + "\n")
     return report
+
+
+def binary_entry(lm_dir: Path, build_binary: Path, log: Callable[[str], None] = print) -> dict:
+    """Write ``lm_dir/lm.bin`` from ``lm_dir/lm.arpa.gz``; its report entries (name,
+    bytes, and the seconds KenLM takes to load each file here).
+
+    Raises:
+        KenLMToolError: ``build_binary`` failed.
+    """
+    from livespeech.lexicon import read_lexicon
+
+    arpa, binary = lm_dir / ARPA_NAME, lm_dir / kenlm_binary.BINARY_NAME
+    size = kenlm_binary.write_binary(arpa, binary, build_binary)
+    words = read_lexicon(lm_dir / LEXICON_NAME)
+    seconds = {}
+    for name, path in (("arpa", arpa), ("binary", binary)):
+        t0 = time.perf_counter()
+        load_lm(path, words)
+        seconds[name] = round(time.perf_counter() - t0, 3)
+    log(f"{binary}: {size} bytes; KenLM loads it in {seconds['binary']} s, the ARPA in {seconds['arpa']} s")
+    return {"binary": binary.name, "binary_bytes": size, "load_s": seconds}
+
+
+def add_binary(lm_dir: Path, build_binary: Path, log: Callable[[str], None] = print) -> dict:
+    """``livespeech-train lm --binary-of DIR``: the KenLM binary of an LM built before,
+    recorded in its ``lm.json``; returns the updated report.
+
+    Raises:
+        ValueError: ``lm_dir`` holds no built LM.
+        KenLMToolError: ``build_binary`` failed.
+    """
+    lm_dir = Path(lm_dir)
+    report = read_report(lm_dir)
+    report.update(binary_entry(lm_dir, build_binary, log))
+    write_text_atomic(lm_dir / REPORT_NAME, json.dumps(report, indent=2) + "\n")
+    return report
+
+
+def read_report(lm_dir: Path) -> dict:
+    """The ``lm.json`` of a built LM folder.
+
+    Raises:
+        ValueError: ``lm_dir`` holds no built LM.
+    """
+    report_path = lm_dir / REPORT_NAME
+    if not report_path.is_file() or not (lm_dir / ARPA_NAME).is_file() or not (lm_dir / LEXICON_NAME).is_file():
+        raise ValueError(f"{lm_dir}: no language model built there (livespeech-train lm --out {lm_dir})")
+    return json.loads(report_path.read_text(encoding="utf-8"))
+
+
+def load_lm(path: Path, words: list[str]):
+    """KenLM over ``path`` (ARPA or binary) for ``words``.
+
+    Raises:
+        ValueError: KenLM cannot read it.
+    """
+    from livespeech.lm import LanguageModelError, load_kenlm
+
+    try:
+        return load_kenlm(path, words)
+    except LanguageModelError as error:
+        raise ValueError(str(error)) from None
 
 
 def rare_word_log10prob(model: ngram.NgramModel) -> float:
@@ -198,12 +269,7 @@ def evaluate(arpa: Path, words: list[str], files: Sequence[Path]) -> dict:
     Raises:
         ValueError: KenLM cannot read ``arpa``.
     """
-    from livespeech.lm import LanguageModelError, load_kenlm
-
-    try:
-        lm = load_kenlm(arpa, [*words, "<unk>"])
-    except LanguageModelError as error:
-        raise ValueError(str(error)) from None
+    lm = load_lm(arpa, [*words, "<unk>"])
     index = {w: i for i, w in enumerate(words)}
     unk = len(words)
     results = {}
@@ -237,16 +303,14 @@ def attach(lm_dir: Path, model_dir: Path) -> Path:
     from livespeech.lm import attach as attach_files
 
     lm_dir, model_dir = Path(lm_dir), Path(model_dir)
-    report_path = lm_dir / REPORT_NAME
-    if not report_path.is_file() or not (lm_dir / ARPA_NAME).is_file() or not (lm_dir / LEXICON_NAME).is_file():
-        raise ValueError(f"{lm_dir}: no language model built there (livespeech-train lm --out {lm_dir})")
+    report = read_report(lm_dir)
     if not (model_dir / "config.json").is_file():
         raise ValueError(f"{model_dir}: not a model folder")
-    report = json.loads(report_path.read_text(encoding="utf-8"))
     decoder_path = lm_dir / DECODER_NAME
     decoder = BeamOptions.from_dict(json.loads(decoder_path.read_text(encoding="utf-8"))) if decoder_path.is_file() else BeamOptions()
     entry = {key: report[key] for key in ("order", "prune", "smoothing", "words", "ngrams", "user_word_log10prob") if key in report}
     entry["decoder"] = decoder.to_dict()
     entry["perplexity"] = {source: r["perplexity"] for source, r in report.get("dev", {}).items()}
     entry["oov_rate"] = {source: r["oov_rate"] for source, r in report.get("dev", {}).items()}
-    return attach_files(model_dir, lm_dir / ARPA_NAME, lm_dir / LEXICON_NAME, entry)
+    binary = lm_dir / report["binary"] if report.get("binary") and (lm_dir / report["binary"]).is_file() else None
+    return attach_files(model_dir, lm_dir / ARPA_NAME, lm_dir / LEXICON_NAME, entry, binary)
