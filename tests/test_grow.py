@@ -64,3 +64,15 @@ def test_only_more_hidden_units_can_be_grown(change):
     assert not can_widen(SMALL, other)
     with pytest.raises(ValueError):
         widen_state(_trained_like(SMALL).state_dict(), SMALL, other)
+
+
+def test_a_start_of_another_shape_is_refused_with_the_options_it_needs(tiny_model_dir):
+    """fit --init-from a model it can neither load nor widen says which sizes to give."""
+    from types import SimpleNamespace
+
+    from training.train import build_model
+
+    config = SimpleNamespace(init_from=str(tiny_model_dir), seed=0)  # the tiny model: 2 layers of 32
+    with pytest.raises(ValueError, match="give --hidden 32 --layers 2"):
+        build_model(config, ModelDims(hidden=24, layers=2), [], None, say=lambda line: None)
+    assert build_model(config, ModelDims(hidden=32, layers=2), [], None, say=lambda line: None).dims.hidden == 32

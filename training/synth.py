@@ -419,14 +419,14 @@ def build(out_dir: Path, n: int, seed: int, split: str = "train", voice: str | N
 
 def build_texts(out_dir: Path, texts: list[tuple[str, str]], seed: int, split: str = "train", voice: str | list[str] | None = None,
                 augment: bool = True, workers: int = 2, progress=None, engines: tuple[str, ...] | None = None,
-                voice_dir: str = "") -> Path:
+                voice_dir: str = "", finished_only: bool = False) -> Path:
     """Build (or resume) a corpus of the given texts in ``out_dir`` (see :func:`plan_texts`).
 
     ``out_dir/plan.json`` records a fingerprint of the texts, voices and seed, so a
     rerun resumes only the same corpus.
 
     Returns:
-        the path of the complete manifest, ``out_dir/manifest.jsonl``.
+        the path of the manifest (see :func:`synthesize`; ``finished_only`` is passed on).
     Raises:
         FileNotFoundError: a synthesiser the plan needs is not installed.
         FileExistsError: ``out_dir`` holds a different corpus.
@@ -442,7 +442,7 @@ def build_texts(out_dir: Path, texts: list[tuple[str, str]], seed: int, split: s
         raise FileExistsError(f"{out_dir} holds a different corpus; use a new folder")
     Path(out_dir).mkdir(parents=True, exist_ok=True)
     stamp.write_text(json.dumps({"fingerprint": fingerprint, "utterances": len(jobs)}) + "\n")
-    return synthesize(Path(out_dir), batches, seed, workers, progress)
+    return synthesize(Path(out_dir), batches, seed, workers, progress, finished_only)
 
 
 # What each engine needs: executables on PATH, and Python modules with the package that installs them.
@@ -467,32 +467,41 @@ def missing(engine: str) -> str | None:
     return None
 
 
-def synthesize(out_dir: Path, batches: list[Batch], seed: int, workers: int = 2, progress=None) -> Path:
+def synthesize(out_dir: Path, batches: list[Batch], seed: int, workers: int = 2, progress=None,
+               finished_only: bool = False) -> Path:
     """Synthesise the batches not yet done (``parts/NNNNN.jsonl`` missing) with
     ``workers`` processes, then write ``out_dir/manifest.jsonl`` from all parts.
 
+    With ``finished_only`` nothing is synthesised: the batches finished so far go to
+    ``out_dir/partial-manifest.jsonl`` (``manifest.jsonl`` when every batch is done), so a
+    model can train on a corpus that another process is still building.
+
+    Returns:
+        the manifest written.
     Raises:
         FileNotFoundError: a synthesiser the batches need is not installed.
     """
     from multiprocessing import get_context
 
-    for engine in sorted({b.engine for b in batches}):
-        problem = missing(engine)
-        if problem:
-            raise FileNotFoundError(problem)
-    out_dir.mkdir(parents=True, exist_ok=True)
     todo = [b for b in batches if not (out_dir / "parts" / f"{b.number:05d}.jsonl").exists()]
-    random.Random(seed).shuffle(todo)  # mix engines across workers
-    if todo:
+    if todo and not finished_only:
+        for engine in sorted({b.engine for b in todo}):
+            problem = missing(engine)
+            if problem:
+                raise FileNotFoundError(problem)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        random.Random(seed).shuffle(todo)  # mix engines across workers
         with get_context("spawn").Pool(workers) as pool:
             for done in pool.imap_unordered(_worker, [(b, out_dir) for b in todo]):
                 if progress:
                     progress(done)
-    manifest = out_dir / "manifest.jsonl"
+        todo = []
+    out_dir.mkdir(parents=True, exist_ok=True)
+    manifest = out_dir / ("partial-manifest.jsonl" if todo else "manifest.jsonl")
     rows = []
     for part in sorted((out_dir / "parts").glob("*.jsonl")):
         rows.extend(part.read_text().splitlines())
-    manifest.write_text("".join(r + "\n" for r in rows))
+    write_text_atomic(manifest, "".join(r + "\n" for r in rows))
     return manifest
 
 

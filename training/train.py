@@ -243,6 +243,10 @@ def build_model(config: TrainConfig, dims, train_caches, checkpoint: dict | None
         if can_widen(start, dims):
             state = widen_state(state, start, dims, config.seed)
             say(f"initialised from {config.init_from}, widened from {start.hidden} to {dims.hidden} units per layer")
+        elif start != dims:
+            raise ValueError(f"--init-from {config.init_from} is {start.layers} LSTM layers of {start.hidden} over {start.n_mels} "
+                             f"log-mel bands x {start.stack}, not {dims.layers} of {dims.hidden} over {dims.n_mels} x {dims.stack}: "
+                             f"give --hidden {start.hidden} --layers {start.layers} (a larger --hidden widens it)")
         else:
             say(f"initialised from {config.init_from}")
         model.load_state_dict(state, strict=True)
