@@ -58,6 +58,7 @@ from livespeech.registry import find_model
 from livespeech.ui.app import build_app
 from livespeech.ui.widgets import Spectrogram
 from livespeech.worker import LiveUpdate
+from machine import cpu_model  # bench/machine.py
 
 ROOT = Path(__file__).resolve().parent.parent  # for the benchmark data only
 FSDD = ROOT.parent / "shared" / "data" / "fsdd" / "recordings"
@@ -341,7 +342,7 @@ def main() -> None:
     folder, how = model_path(args.model, workdir)
     bundle = load_bundle(folder)
     audio = speech_file(args.audio, workdir)
-    results = {"model": str(folder), "model_choice": how, "audio": str(audio), "cpu_count": os.cpu_count(),
+    results = {"model": str(folder), "model_choice": how, "audio": str(audio), "cpu": cpu_model(), "cpu_count": os.cpu_count(),
                "load_average": os.getloadavg(), "chunk_ms": 100, "decoder": args.decoder or "model's default"}
     steps = {"latency": lambda: measure_latency(bundle, audio, args.seconds),
              "stall": lambda: measure_stall(bundle, audio),

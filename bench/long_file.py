@@ -31,6 +31,7 @@ import soundfile as sf
 
 from livespeech.audio import read_audio
 from livespeech.features import SAMPLE_RATE
+from machine import cpu_model  # bench/machine.py
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -107,7 +108,7 @@ def main() -> None:
         "words": len(row["words"]), "peak_rss_mb": round(long["peak_rss_mb"], 1),
         "baseline": {"audio_s": short["row"]["duration_s"], "wall_s": round(short["wall_s"], 2),
                      "peak_rss_mb": round(short["peak_rss_mb"], 1)},
-        "rss_growth_mb": round(long["peak_rss_mb"] - short["peak_rss_mb"], 1), "cpus": os.cpu_count(),
+        "rss_growth_mb": round(long["peak_rss_mb"] - short["peak_rss_mb"], 1), "cpu": cpu_model(), "cpus": os.cpu_count(),
     }, indent=2))
 
 

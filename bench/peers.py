@@ -252,16 +252,10 @@ def score(items: list[Item], raw: dict, audio_s: float, digits: bool, startup: t
 
 
 def machine() -> str:
-    """CPU model and core count, from /proc/cpuinfo."""
-    model = "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{model}, {os.cpu_count()} cores"
+    """CPU model and core count."""
+    from machine import cpu_model  # bench/machine.py
+
+    return f"{cpu_model()}, {os.cpu_count()} cores"
 
 
 def commit() -> str:

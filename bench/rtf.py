@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import time
 from pathlib import Path
 
@@ -39,6 +38,7 @@ from livespeech.bundle import load_bundle  # noqa: E402
 from livespeech.features import SAMPLE_RATE  # noqa: E402
 from livespeech.recognizer import Recognizer, transcribe_blocks  # noqa: E402
 from livespeech.registry import find_model  # noqa: E402
+from machine import cpu_model  # noqa: E402  (bench/machine.py)
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -54,17 +54,6 @@ def measure(recognizer: Recognizer, signals: list[np.ndarray], chunk_ms: int) ->
         audio += result.audio_s
         processing += result.processing_s
     return {"files": len(signals), "audio_s": round(audio, 2), "processing_s": round(processing, 3), "rtf": round(processing / audio, 4)}
-
-
-def cpu_model() -> str:
-    """The processor's model name from /proc/cpuinfo (CPUs differ 3x on the same code), else platform's."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def main() -> None:

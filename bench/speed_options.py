@@ -38,6 +38,7 @@ from livespeech.recognizer import Recognizer, transcribe_blocks  # noqa: E402
 from livespeech.registry import find_model  # noqa: E402
 from livespeech.text import normalize  # noqa: E402
 from training.data import read_corpus  # noqa: E402
+from machine import cpu_model  # noqa: E402  (bench/machine.py)
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -135,7 +136,8 @@ def main() -> None:
     if not sets:
         sys.exit("speed_options: no evaluation audio (../shared/data/fsdd, corpus/slt_sentences)")
     header = ["option"] + [f"{name} {what}" for name in sets for what in ("RTF CPU / wall", "accuracy")]
-    print(f"model {bundle.name}, {sum(p.numel() for p in bundle.model.parameters()):,} parameters, torch {torch.__version__}\n")
+    print(f"model {bundle.name}, {sum(p.numel() for p in bundle.model.parameters()):,} parameters, torch {torch.__version__}, "
+          f"{cpu_model()}\n")
     print(table(header, option_rows(bundle, sets)))
     print()
     print(table(["frame stacking", f"{next(iter(sets))} RTF CPU / wall (1 thread)"], stack_rows(bundle, next(iter(sets.values())))))

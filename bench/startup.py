@@ -50,6 +50,7 @@ from collections import defaultdict
 from pathlib import Path
 
 import soundfile as sf
+from machine import cpu_model  # bench/machine.py
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = ROOT / "assets" / "samples" / "weather.wav"  # 16 kHz, 2.1 s
@@ -264,7 +265,7 @@ def main() -> None:
     load_before = round(os.getloadavg()[0], 2)
     if args.usage:
         print(json.dumps({"command": Path(command[0]).name if len(command) == 1 else " ".join(command[1:]), "runs": args.runs,
-                          "usage_error_s": usage_report(command, args.runs), "target_s": 0.5, "cpus": os.cpu_count(),
+                          "usage_error_s": usage_report(command, args.runs), "target_s": 0.5, "cpu": cpu_model(), "cpus": os.cpu_count(),
                           "load_1min": [load_before, round(os.getloadavg()[0], 2)]}, indent=2))
         return
     rows = {}
@@ -295,7 +296,7 @@ def main() -> None:
         **(rows.pop("default") if list(rows) == ["default"] else {"decoders": rows}),
         "imports": [import_report("livespeech.cli"), import_report("livespeech.transcribe"),
                     *(() if args.no_live else (import_report("livespeech.ui.app"),))],
-        "cpus": os.cpu_count(), "load_1min": [load_before, round(os.getloadavg()[0], 2)],  # at the start and the end
+        "cpu": cpu_model(), "cpus": os.cpu_count(), "load_1min": [load_before, round(os.getloadavg()[0], 2)],  # at the start and the end
     }, indent=2))
 
 

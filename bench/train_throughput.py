@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import time
 from contextlib import nullcontext
 
 import torch
 
 from livespeech.model import CTCModel, ModelDims
+from machine import cpu_model  # bench/machine.py
 from training.config import TrainConfig
 from training.train import build_optimizer, train_step
 
@@ -65,7 +65,7 @@ def main() -> None:
     modes = [False, True] if args.compile else [False]
     sizes = [tuple(int(n) for n in size.split("x")) for size in args.sizes] if args.sizes else SIZES
     rows = [measure(h, l, d, args.steps, b, c) for d in devices for h, l in sizes for b in args.batch_utterances for c in modes]
-    print(json.dumps({"machine": platform.processor() or platform.machine(), "threads": torch.get_num_threads(),
+    print(json.dumps({"machine": cpu_model(), "threads": torch.get_num_threads(),
                       "gpu": torch.cuda.get_device_name() if torch.cuda.is_available() else None, "torch": torch.__version__,
                       "results": rows}, indent=2))
 
