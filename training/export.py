@@ -109,7 +109,8 @@ Streaming character-level LSTM-CTC speech recognizer for livespeech.
 ## Model
 - {parameters / 1e6:.2f} M parameters: 80 log-mel bands (25 ms window, 10 ms hop), {dims.stack} frames
   stacked per step ({dims.stack * 10} ms), {dims.layers} unidirectional LSTM layers of {dims.hidden},
-  linear output over {dims.vocab_size} tokens (CTC blank, space, apostrophe, a-z), greedy decoding.
+  linear output over {dims.vocab_size} tokens (CTC blank, space, apostrophe, a-z); greedy decoding, or
+  beam search over words with a language model in the folder (`livespeech-train lm --attach`).
 - Fixed global feature normalisation stored with the weights; streams chunk by chunk.
 
 ## Training

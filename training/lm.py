@@ -313,14 +313,4 @@ def attach(lm_dir: Path, model_dir: Path) -> Path:
     entry["perplexity"] = {source: r["perplexity"] for source, r in report.get("dev", {}).items()}
     entry["oov_rate"] = {source: r["oov_rate"] for source, r in report.get("dev", {}).items()}
     binary = lm_dir / report["binary"] if report.get("binary") and (lm_dir / report["binary"]).is_file() else None
-    folder = attach_files(model_dir, lm_dir / ARPA_NAME, lm_dir / LEXICON_NAME, entry, binary)
-    _card_mentions_lm(model_dir / "MODEL_CARD.md")
-    return folder
-
-
-def _card_mentions_lm(card: Path) -> None:
-    """Make the model card's decoding line (written by ``export``) name the attached LM."""
-    greedy = "a-z), greedy decoding.\n"
-    if card.is_file() and greedy in (text := card.read_text(encoding="utf-8")):
-        write_text_atomic(card, text.replace(greedy, "a-z), greedy decoding, or beam search over words "
-                                                     "with the folder's language model (the default).\n"))
+    return attach_files(model_dir, lm_dir / ARPA_NAME, lm_dir / LEXICON_NAME, entry, binary)

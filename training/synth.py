@@ -484,19 +484,19 @@ def synthesize(out_dir: Path, batches: list[Batch], seed: int, workers: int = 2,
     from multiprocessing import get_context
 
     todo = [b for b in batches if not (out_dir / "parts" / f"{b.number:05d}.jsonl").exists()]
-    if todo and not finished_only:
-        for engine in sorted({b.engine for b in todo}):
-            problem = missing(engine)
-            if problem:
-                raise FileNotFoundError(problem)
-        out_dir.mkdir(parents=True, exist_ok=True)
+    synthesizing = bool(todo) and not finished_only
+    for engine in sorted({b.engine for b in todo}) if synthesizing else ():
+        problem = missing(engine)
+        if problem:
+            raise FileNotFoundError(problem)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if synthesizing:
         random.Random(seed).shuffle(todo)  # mix engines across workers
         with get_context("spawn").Pool(workers) as pool:
             for done in pool.imap_unordered(_worker, [(b, out_dir) for b in todo]):
                 if progress:
                     progress(done)
         todo = []
-    out_dir.mkdir(parents=True, exist_ok=True)
     manifest = out_dir / ("partial-manifest.jsonl" if todo else "manifest.jsonl")
     rows = []
     for part in sorted((out_dir / "parts").glob("*.jsonl")):
