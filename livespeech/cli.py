@@ -207,6 +207,7 @@ def _run(argv: list[str]) -> int:
     debug = "--debug" in argv
     try:
         args = build_parser().parse_args(argv)
+        _check_options_follow_the_command(argv, args.command)
         if args.command is not None:  # the live view handles its own signals
             signal.signal(signal.SIGTERM, _on_signal)
         return COMMANDS[args.command](args)
@@ -222,6 +223,20 @@ def _run(argv: list[str]) -> int:
             raise
         error_line(_describe(error))
         return EXIT_FAILED
+
+
+def _check_options_follow_the_command(argv: list[str], command: str | None) -> None:
+    """The options before a command are the live view's, which argparse would silently drop
+    (``livespeech --model M transcribe F`` used the default model): refuse them.
+
+    Raises:
+        UsageError: an option other than ``--debug`` stands before the command.
+    """
+    if command is None:
+        return
+    before = [token for token in argv[:argv.index(command)] if token.startswith("-") and token != "--debug"]
+    if before:
+        raise UsageError(f"{before[0]} stands before the command: options go after it ({PROG} {command} {before[0]} ...)")
 
 
 def _on_signal(signum: int, frame) -> None:

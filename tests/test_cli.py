@@ -28,7 +28,8 @@ def test_help():
                                   ["transcribe", "--chunk-ms", "0", "x.wav"], ["transcribe", "--jobs", "0", "x.wav"],
                                   ["transcribe", "--jobs", "-1", "x.wav"], ["transcribe", "--jobs", "two", "x.wav"],
                                   ["transcribe", "--chunk-ms", "5001", "x.wav"], ["classify", "--chunk-ms", "100000", "x.wav"],
-                                  ["--chunk-ms", "60000"]])
+                                  ["--chunk-ms", "60000"], ["--model", "nosuch", "transcribe", "x.wav"],
+                                  ["--device", "3", "record", "digits"]])
 def test_usage_errors_exit_2_with_one_line(args):
     p = livespeech(*args)
     assert p.returncode == 2
