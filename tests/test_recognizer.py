@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from livespeech.recognizer import EndpointConfig, Recognizer, transcribe_blocks
+from livespeech.recognizer import FLUSH_PADDING_S, EndpointConfig, Recognizer, transcribe_blocks
 from tests.conftest import speechlike
 
 
@@ -9,15 +9,43 @@ def run(bundle, audio, chunk_ms, endpoint=EndpointConfig()):
     return transcribe_blocks(Recognizer(bundle, endpoint), [audio], chunk_ms)
 
 
+@pytest.mark.parametrize("state_reset_s", [0.0, 1.0, 60.0])
 @pytest.mark.parametrize("chunk_ms", [10, 30, 250, 1000])
-def test_text_does_not_depend_on_chunk_size(tiny_bundle, chunk_ms):
-    # A short endpoint makes the random model commit often, so resets inside chunks are exercised.
-    endpoint = EndpointConfig(endpoint_s=0.09, max_utterance_s=0.5)
+def test_text_does_not_depend_on_chunk_size(tiny_bundle, chunk_ms, state_reset_s):
+    # A short endpoint makes the random model commit often, so endpoints and state
+    # resets inside chunks are exercised (0: a reset at every endpoint; 60: never).
+    endpoint = EndpointConfig(endpoint_s=0.09, max_utterance_s=0.5, state_reset_s=state_reset_s)
     audio = speechlike(3.0, seed=4)
     reference = run(tiny_bundle, audio, 100, endpoint)
     result = run(tiny_bundle, audio, chunk_ms, endpoint)
     assert result.text == reference.text
     assert [(u.start_s, u.end_s, u.text) for u in result.utterances] == [(u.start_s, u.end_s, u.text) for u in reference.utterances]
+
+
+@pytest.mark.parametrize("state_reset_s", [0.0, 60.0])
+def test_model_state_is_carried_across_endpoints_until_state_reset_s(tiny_bundle, state_reset_s):
+    """Each utterance's log-probabilities are the model's over the whole stream (state
+    carried) or over the stream from the utterance's first step (state reset)."""
+    import torch
+
+    from livespeech.features import log_mel
+
+    endpoint = EndpointConfig(endpoint_s=0.09, max_utterance_s=0.5, state_reset_s=state_reset_s)
+    audio = speechlike(2.0, seed=1)
+    utterances = run(tiny_bundle, audio, 100, endpoint).utterances
+    assert len(utterances) > 2
+    padded = np.concatenate([audio, np.zeros(round(FLUSH_PADDING_S * 16000), np.float32)])  # as flush() feeds it
+    features = log_mel(torch.from_numpy(padded), tiny_bundle.features)[None]
+    step = tiny_bundle.seconds_per_step
+    with torch.inference_mode():
+        whole, _ = tiny_bundle.model.infer(features)
+        for u in utterances:
+            first, last = round(u.start_s / step), round(u.end_s / step)
+            if state_reset_s:
+                expected = whole[0, first:last]
+            else:
+                expected = tiny_bundle.model.infer(features[:, first * tiny_bundle.model.dims.stack :])[0][0, : last - first]
+            assert torch.allclose(u.log_probs, expected, atol=1e-5)
 
 
 def test_utterance_log_probs_cover_its_steps(tiny_bundle):
