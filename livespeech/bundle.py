@@ -41,6 +41,8 @@ DELAY_KEY = "emission_delay_s"  # config.json: how late the model emits what it 
 # 0.045 s for base, 0.05 s for digits, 0.0575 s for commands (0.045-0.055 s at 20-40 dB).
 DEFAULT_EMISSION_DELAY_S = 0.05  # seconds taken off word times, for models whose config gives none
 MAX_EMISSION_DELAY_S = 1.0  # larger config values are refused as nonsense
+BLANK_PENALTY_KEY = "blank_penalty"  # config.json: taken off blank's log-probability in greedy decoding
+MAX_BLANK_PENALTY = 10.0  # larger config values are refused as nonsense
 
 
 class ModelError(Exception):
@@ -73,6 +75,13 @@ class Bundle:
         (taken off word times): the config's ``emission_delay_s``, else
         ``DEFAULT_EMISSION_DELAY_S``."""
         return float(self.config.get(DELAY_KEY, DEFAULT_EMISSION_DELAY_S))
+
+    @property
+    def blank_penalty(self) -> float:
+        """What greedy decoding takes off blank's log-probability at each step
+        (:func:`livespeech.decoding.best_tokens`): the config's ``blank_penalty``, tuned
+        on a dev set by ``bench/blank_penalty.py``, else 0."""
+        return float(self.config.get(BLANK_PENALTY_KEY, 0.0))
 
 
 def _dataclass_from(cls, data, what: str):
@@ -114,6 +123,9 @@ def read_config(folder: Path) -> dict:
     delay = config.get(DELAY_KEY, DEFAULT_EMISSION_DELAY_S)
     if isinstance(delay, bool) or not isinstance(delay, (int, float)) or not 0 <= delay <= MAX_EMISSION_DELAY_S:
         raise ModelError(f"{path}: '{DELAY_KEY}' must be a number of seconds in [0, {MAX_EMISSION_DELAY_S}], got {delay!r}")
+    penalty = config.get(BLANK_PENALTY_KEY, 0.0)
+    if isinstance(penalty, bool) or not isinstance(penalty, (int, float)) or not 0 <= penalty <= MAX_BLANK_PENALTY:
+        raise ModelError(f"{path}: '{BLANK_PENALTY_KEY}' must be a number in [0, {MAX_BLANK_PENALTY}], got {penalty!r}")
     return config
 
 

@@ -38,22 +38,49 @@ class Word:
         return {"word": self.word, "start_s": round(self.start_s, 3), "end_s": round(self.end_s, 3)}
 
 
-def greedy_ids(log_probs: torch.Tensor, previous: int = BLANK) -> list[tuple[int, int]]:
+def best_tokens(log_probs: torch.Tensor, blank_penalty: float = 0.0) -> list[int]:
+    """The most likely token of each step, with ``blank_penalty`` (natural-log units)
+    taken off blank's log-probability first.
+
+    A penalty above 0 lets a character through where blank only narrowly won, against
+    a CTC model's habit of deleting characters it is unsure of (the ``blank_penalty``
+    of icefall and sherpa-onnx); a model folder stores its tuned value
+    (:attr:`livespeech.bundle.Bundle.blank_penalty`, ``bench/blank_penalty.py``).
+
+    Args:
+        log_probs: shape (S, V).
+    Returns:
+        S token ids.
+    """
+    if blank_penalty:
+        log_probs = log_probs.clone()
+        log_probs[..., BLANK] -= blank_penalty
+    return log_probs.argmax(dim=-1).tolist()
+
+
+def collapse(tokens: list[int], previous: int = BLANK) -> list[tuple[int, int]]:
+    """CTC's best-path rule: the (token, step) pairs emitted by a sequence of best
+    tokens, repeats merged and blanks dropped; ``previous`` is the token of the step
+    before the first (BLANK at a stream's start)."""
+    out = []
+    for step, token in enumerate(tokens):
+        if token != BLANK and token != previous:
+            out.append((token, step))
+        previous = token
+    return out
+
+
+def greedy_ids(log_probs: torch.Tensor, previous: int = BLANK, blank_penalty: float = 0.0) -> list[tuple[int, int]]:
     """Best-path tokens of one utterance as (token, step) pairs.
 
     Args:
         log_probs: shape (S, V).
         previous: the token of the step before the first (BLANK at a stream's start).
+        blank_penalty: taken off blank's log-probability (:func:`best_tokens`).
     Returns:
         the emitted (token, step) pairs, repeats merged and blanks dropped.
     """
-    best = log_probs.argmax(dim=-1).tolist()
-    out = []
-    for step, token in enumerate(best):
-        if token != BLANK and token != previous:
-            out.append((token, step))
-        previous = token
-    return out
+    return collapse(best_tokens(log_probs, blank_penalty), previous)
 
 
 def greedy_text(log_probs: torch.Tensor, lengths: torch.Tensor, vocabulary: Vocabulary) -> list[str]:
@@ -75,11 +102,14 @@ class GreedyCTCDecoder:
     Args:
         vocabulary: the model's vocabulary.
         seconds_per_step: duration of one output step (hop_length * stack / sample_rate).
+        blank_penalty: taken off blank's log-probability before each step's best token
+            is chosen (:func:`best_tokens`; 0: plain best path).
     """
 
-    def __init__(self, vocabulary: Vocabulary, seconds_per_step: float):
+    def __init__(self, vocabulary: Vocabulary, seconds_per_step: float, blank_penalty: float = 0.0):
         self.vocabulary = vocabulary
         self.seconds_per_step = seconds_per_step
+        self.blank_penalty = blank_penalty
         self.reset()
 
     def reset(self, step_offset: int = 0) -> None:
@@ -97,8 +127,9 @@ class GreedyCTCDecoder:
         """Consume the next steps of log-probabilities, shape (s, V); return new emissions."""
         if log_probs.shape[0] == 0:
             return []
-        new = [Emission(t, self.vocabulary.tokens[t], self._step + s) for t, s in greedy_ids(log_probs, self._previous)]
-        self._previous = int(log_probs[-1].argmax())
+        tokens = best_tokens(log_probs, self.blank_penalty)
+        new = [Emission(t, self.vocabulary.tokens[t], self._step + s) for t, s in collapse(tokens, self._previous)]
+        self._previous = tokens[-1]
         self._step += log_probs.shape[0]
         self.emissions.extend(new)
         return new

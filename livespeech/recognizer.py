@@ -4,8 +4,9 @@ as fast as possible); with a word decoder (lexicon + language model beam search,
 :mod:`livespeech.beam`), the partial and committed text are its words, while the
 greedy decoder still gives the characters the model emits and finds the endpoints.
 
-An utterance ends at a pause: ``endpoint_s`` seconds of steps whose best token is
-blank or space after at least one character (or ``max_utterance_s`` of speech).
+An utterance ends at a pause: ``endpoint_s`` seconds of steps whose best token (as
+greedy decoding chooses it, after the model's blank penalty) is blank or space after
+at least one character (or ``max_utterance_s`` of speech).
 Then its text is committed and the decoders start a new utterance. The model keeps
 its state across endpoints, because what it has heard of the speaker and the room
 helps with what follows (on speechocean762's dev speakers, resetting it at every
@@ -33,7 +34,7 @@ import torch
 
 from livespeech.bundle import Bundle
 from livespeech.beam import BeamSearchDecoder
-from livespeech.decoding import Emission, GreedyCTCDecoder, Word
+from livespeech.decoding import Emission, GreedyCTCDecoder, Word, best_tokens
 from livespeech.features import StreamingLogMel
 from livespeech.text import BLANK
 
@@ -121,7 +122,8 @@ class Recognizer:
         self.endpoint_steps = max(1, round(endpoint.endpoint_s / self.seconds_per_step))
         self.max_steps = max(1, round(endpoint.max_utterance_s / self.seconds_per_step))
         self.state_reset_steps = round(endpoint.state_reset_s / self.seconds_per_step)
-        self.decoder = GreedyCTCDecoder(bundle.vocabulary, self.seconds_per_step)
+        self.blank_penalty = bundle.blank_penalty
+        self.decoder = GreedyCTCDecoder(bundle.vocabulary, self.seconds_per_step, self.blank_penalty)
         self.word_decoder = word_decoder
         self.partials = True  # ChunkResult.partial is filled in (False: "", e.g. for files, where nobody reads it)
         self.reset()
@@ -219,7 +221,7 @@ class Recognizer:
 
     def _find_endpoint(self, log_probs: torch.Tensor) -> int | None:
         """Index of the step that ends the utterance in progress, or None; updates counters."""
-        for i, token in enumerate(log_probs.argmax(dim=-1).tolist()):
+        for i, token in enumerate(best_tokens(log_probs, self.blank_penalty)):
             steps_in_utterance = self.decoder.steps + i + 1 - self._start_step
             if token in (BLANK, SPACE):
                 self._silent_steps += 1

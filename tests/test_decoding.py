@@ -55,3 +55,25 @@ def test_reset_with_offset_keeps_absolute_times():
     d.reset(step_offset=100)
     d.update(one_hot("a"))
     assert abs(d.words()[0].start_s - 3.0) < 1e-9
+
+
+def test_blank_penalty_lets_a_narrowly_beaten_character_through():
+    lp = one_hot("_c_a_t_")
+    lp[3] = torch.full((len(V),), -10.0)
+    lp[3, 0], lp[3, V.tokens.index("a")] = -0.4, -1.1  # blank wins by 0.7: "a" is deleted
+    assert V.decode(t for t, _ in greedy_ids(lp)) == "ct"
+    assert V.decode(t for t, _ in greedy_ids(lp, blank_penalty=0.5)) == "ct"
+    assert V.decode(t for t, _ in greedy_ids(lp, blank_penalty=1.0)) == "cat"
+    assert lp[3, 0] == -0.4  # the caller's tensor is left alone
+
+
+def test_streaming_decoder_with_blank_penalty_equals_offline_any_split():
+    g = torch.Generator().manual_seed(1)
+    lp = torch.randn(40, len(V), generator=g).log_softmax(-1)
+    offline = [t for t, _ in greedy_ids(lp, blank_penalty=0.7)]
+    assert offline != [t for t, _ in greedy_ids(lp)]
+    for cut in range(1, lp.shape[0]):
+        d = GreedyCTCDecoder(V, 0.03, blank_penalty=0.7)
+        d.update(lp[:cut])
+        d.update(lp[cut:])
+        assert [e.token for e in d.emissions] == offline, cut

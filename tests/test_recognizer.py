@@ -124,3 +124,31 @@ def test_emission_delay_from_the_config(tiny_model_dir):
         else:
             with pytest.raises(ModelError, match="emission_delay_s"):
                 load_bundle(tiny_model_dir)
+
+
+def test_blank_penalty_from_the_config_reaches_text_and_endpoints(tiny_model_dir):
+    import json
+
+    import torch
+
+    from livespeech.bundle import ModelError, load_bundle
+
+    assert load_bundle(tiny_model_dir).blank_penalty == 0.0
+    config_path = tiny_model_dir / "config.json"
+    config = json.loads(config_path.read_text())
+    for value in (-0.5, 11, "1", False):
+        config_path.write_text(json.dumps({**config, "blank_penalty": value}))
+        with pytest.raises(ModelError, match="blank_penalty"):
+            load_bundle(tiny_model_dir)
+    audio = speechlike(2.0, seed=5)
+    endpoint = EndpointConfig(endpoint_s=0.09, max_utterance_s=0.5)
+    texts = {}
+    for value in (0, 3.0):
+        config_path.write_text(json.dumps({**config, "blank_penalty": value}))
+        bundle = load_bundle(tiny_model_dir)
+        assert bundle.blank_penalty == value
+        with torch.no_grad():
+            bundle.model.output.bias[0] += 3.0  # make blank win often, as in a trained model
+        texts[value] = run(bundle, audio, 100, endpoint).text
+        assert run(bundle, audio, 30, endpoint).text == texts[value]  # the endpoints follow the same best tokens
+    assert len(texts[3.0].replace(" ", "")) > len(texts[0].replace(" ", ""))
