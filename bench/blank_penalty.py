@@ -24,9 +24,9 @@ import jiwer
 import torch
 
 from machine import cpu_model  # bench/machine.py
-from livespeech.atomic import write_text_atomic
+from livespeech.atomic import update_json_atomic
 from livespeech.audio import read_audio
-from livespeech.bundle import BLANK_PENALTY_KEY, load_bundle
+from livespeech.bundle import BLANK_PENALTY_KEY, CONFIG_FILE, load_bundle
 from livespeech.decoding import collapse, best_tokens
 from livespeech.features import log_mel
 from livespeech.registry import find_model
@@ -70,10 +70,8 @@ def main(argv: list[str] | None = None) -> dict:
     report = {"cpu": cpu_model(), "model": bundle.name, "corpus": args.corpus, "utterances": len(refs),
               "seconds": round(time.perf_counter() - t0, 1), "results": rows, "best": best}
     if args.write:
-        path = Path(folder) / "config.json"
-        config = json.loads(path.read_text(encoding="utf-8"))
-        config[BLANK_PENALTY_KEY] = best["blank_penalty"]
-        write_text_atomic(path, json.dumps(config, indent=2) + "\n")
+        path = Path(folder) / CONFIG_FILE
+        update_json_atomic(path, {BLANK_PENALTY_KEY: best["blank_penalty"]})
         report["written"] = str(path)
     print(json.dumps(report, indent=2))
     return report

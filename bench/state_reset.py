@@ -39,24 +39,20 @@ from training.data import read_corpus
 from training.evaluate import MICROPHONE_NOISE_DBFS, on_noise_floor
 
 
-def single_utterances(spec: str, sample_rate: int) -> list[tuple[np.ndarray, str]]:
-    """Each utterance of the corpus alone, as ``livespeech-train evaluate`` reads it."""
-    return [(read_audio(Path(u.audio), sample_rate), u.text) for u in read_corpus(spec)]
-
-
-def speaker_streams(spec: str, sample_rate: int, gap_s: float) -> list[tuple[np.ndarray, str]]:
-    """One (audio, reference text) per speaker of the corpus: their utterances in
-    manifest order, ``gap_s`` seconds of silence after each, on the noise floor."""
-    by_speaker: dict[str, list] = defaultdict(list)
-    for u in read_corpus(spec):
-        by_speaker[u.speaker].append(u)
+def speaker_streams(utterances: list, audio: list[np.ndarray], sample_rate: int, gap_s: float) -> list[tuple[np.ndarray, str]]:
+    """One (audio, reference text) per speaker: their utterances (with ``audio``, the
+    samples of each) in corpus order, ``gap_s`` seconds of silence after each, on the
+    noise floor."""
+    by_speaker: dict[str, list[int]] = defaultdict(list)
+    for i, u in enumerate(utterances):
+        by_speaker[u.speaker].append(i)
     gap = np.zeros(round(gap_s * sample_rate), np.float32)
     rng = np.random.default_rng(0)
     streams = []
     for speaker in sorted(by_speaker):
-        utterances = by_speaker[speaker]
-        audio = np.concatenate([part for u in utterances for part in (read_audio(Path(u.audio), sample_rate), gap)])
-        streams.append((on_noise_floor(audio, rng, MICROPHONE_NOISE_DBFS, 0.3, sample_rate), " ".join(u.text for u in utterances)))
+        indices = by_speaker[speaker]
+        joined = np.concatenate([part for i in indices for part in (audio[i], gap)])
+        streams.append((on_noise_floor(joined, rng, MICROPHONE_NOISE_DBFS, 0.3, sample_rate), " ".join(utterances[i].text for i in indices)))
     return streams
 
 
@@ -83,9 +79,11 @@ def main(argv: list[str] | None = None) -> dict:
     torch.set_num_threads(1)
     bundle = load_bundle(find_model(args.model))
     rate = bundle.features.sample_rate
-    streams = speaker_streams(args.corpus, rate, args.gap_s)
+    utterances = read_corpus(args.corpus)
+    audio = [read_audio(Path(u.audio), rate) for u in utterances]  # each file read once
+    streams = speaker_streams(utterances, audio, rate, args.gap_s)
     seconds = [len(a) / rate for a, _ in streams]
-    conditions = {"utterances": single_utterances(args.corpus, rate), "per_speaker": streams}
+    conditions = {"utterances": [(a, u.text) for a, u in zip(audio, utterances)], "per_speaker": streams}
     if not args.no_long:
         conditions["long"] = [(np.concatenate([a for a, _ in streams]), " ".join(t for _, t in streams))]
     report = {"cpu": cpu_model(), "model": bundle.name, "corpus": args.corpus, "gap_s": args.gap_s,

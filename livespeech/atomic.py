@@ -14,6 +14,7 @@ plain ``open(path, "w")`` would give it: an existing file keeps its mode, a new 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import stat
 import tempfile
@@ -77,3 +78,17 @@ def write_bytes_atomic(path: Path | str, data: bytes, *, overwrite: bool = True)
 def write_text_atomic(path: Path | str, text: str, *, overwrite: bool = True) -> None:
     """Write ``text`` as UTF-8 to ``path`` atomically (see :func:`atomic_path`)."""
     write_bytes_atomic(path, text.encode("utf-8"), overwrite=overwrite)
+
+
+def update_json_atomic(path: Path | str, changes: dict) -> dict:
+    """Set top-level keys of a JSON object file (a model folder's ``config.json``) and
+    rewrite it atomically, indented as livespeech writes it; returns the new object.
+
+    Raises:
+        OSError: the file cannot be read or written.
+        ValueError: the file is not valid JSON.
+    """
+    data = json.loads(Path(path).read_text(encoding="utf-8"))
+    data.update(changes)
+    write_text_atomic(path, json.dumps(data, indent=2) + "\n")
+    return data

@@ -27,7 +27,6 @@ added at run time; added words need the ARPA.
 from __future__ import annotations
 
 import gzip
-import json
 import os
 import re
 import shutil
@@ -37,7 +36,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from livespeech.atomic import atomic_path, write_text_atomic
+from livespeech.atomic import atomic_path, update_json_atomic
 
 CONFIG_KEY = "language_model"
 MAX_ARPA_BYTES = 256 * 1024 * 1024  # refuse absurd files before reading them
@@ -304,8 +303,6 @@ def attach(folder: Path, arpa: Path, lexicon: Path, entry: dict, binary: Path | 
         OSError: the files cannot be copied or the config written.
     """
     folder = Path(folder)
-    config_path = folder / "config.json"
-    config = json.loads(config_path.read_text(encoding="utf-8"))
     files = {"arpa": arpa, "lexicon": lexicon, **({"binary": binary} if binary else {})}
     entry = {k: v for k, v in entry.items() if k not in ("binary", "binary_bytes")}
     for key, source in files.items():
@@ -314,6 +311,5 @@ def attach(folder: Path, arpa: Path, lexicon: Path, entry: dict, binary: Path | 
             with atomic_path(target) as tmp:
                 shutil.copyfile(source, tmp)
         entry[key], entry[f"{key}_bytes"] = target.name, target.stat().st_size
-    config[CONFIG_KEY] = entry
-    write_text_atomic(config_path, json.dumps(config, indent=2) + "\n")
+    update_json_atomic(folder / "config.json", {CONFIG_KEY: entry})
     return folder

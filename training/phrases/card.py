@@ -3,10 +3,9 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
-from livespeech.atomic import write_text_atomic
+from livespeech.atomic import update_json_atomic, write_text_atomic
 from livespeech.bundle import CARD_FILE, CONFIG_FILE
 from livespeech.phrases import CONFIG_KEY, PhraseSet, ScorerOptions
 
@@ -44,9 +43,6 @@ def card_section(phrase_set: PhraseSet, options: ScorerOptions, metrics: dict, t
 def annotate(folder: Path, entry: dict, section: str, description: str) -> None:
     """Add the phrase entry to a model folder's config.json (and its description)
     and the phrase section to its MODEL_CARD.md, each rewritten atomically."""
-    config = json.loads((folder / CONFIG_FILE).read_text(encoding="utf-8"))
-    config[CONFIG_KEY] = entry
-    config["description"] = description
     card = (folder / CARD_FILE).read_text(encoding="utf-8") + section
-    write_text_atomic(folder / CONFIG_FILE, json.dumps(config, indent=2) + "\n")
+    update_json_atomic(folder / CONFIG_FILE, {CONFIG_KEY: entry, "description": description})
     write_text_atomic(folder / CARD_FILE, card)
