@@ -7,15 +7,13 @@ greedy decoder still gives the characters the model emits and finds the endpoint
 An utterance ends at a pause: ``endpoint_s`` seconds of steps whose best token (as
 greedy decoding chooses it, after the model's blank penalty) is blank or space after
 at least one character (or ``max_utterance_s`` of speech).
-Then its text is committed and the decoders start a new utterance. The model keeps
-its state across endpoints, because what it has heard of the speaker and the room
-helps with what follows (on speechocean762's dev speakers, resetting it at every
-0.6 s pause inside a sentence cost 0.008 CER), but only for a few seconds: a state
-carried much longer than the training utterances drifts. Once the state has run
-``state_reset_s`` seconds, the next endpoint restarts the model from a fresh state at
-exactly that step, re-running the rest of the chunk. Both decisions are made per
-step, so the result does not depend on the chunk size, and hours of audio do not
-drift.
+Then its text is committed and the decoders start a new utterance. By default the
+model restarts from a fresh state at exactly that step, re-running the rest of the
+chunk, so the result does not depend on the chunk size and hours of audio do not
+drift. ``state_reset_s`` > 0 carries the state across endpoints until it has run that
+long: on speechocean762's dev speakers, who pause inside sentences, 5 s lowered greedy
+CER from 0.364 to 0.356, but on FSDD digits read one after another with 1 s pauses it
+raised CER from 0.016 to 0.222 (``bench/state_reset.py``), so it stays off.
 
 Word times are audio times: a unidirectional CTC model emits a character a little
 after it hears it, so the words' emission times are moved earlier by the model's
@@ -50,16 +48,14 @@ class EndpointConfig:
         endpoint_s: pause after speech that ends an utterance, seconds (default 0.6).
         max_utterance_s: longest utterance before a forced end, seconds (default 30).
         state_reset_s: the model's state is carried across endpoints until it has run
-            this long, seconds; the next endpoint then restarts it from a fresh state
-            (0: at every endpoint). Default 5: on speechocean762's dev speakers it
-            gave the lowest CER both for single utterances (0.356; 0.364 resetting
-            at every endpoint) and for each speaker's utterances read as one stream
-            (0.349; 0.354 resetting, 0.361 carrying 20 s), ``bench/state_reset.py``.
+            this long, seconds; the next endpoint then restarts it from a fresh state.
+            Default 0: a fresh state at every endpoint (see the module docstring and
+            ``bench/state_reset.py`` for what carrying it gains and costs).
     """
 
     endpoint_s: float = 0.6
     max_utterance_s: float = 30.0
-    state_reset_s: float = 5.0
+    state_reset_s: float = 0.0
 
 
 @dataclass(frozen=True)
