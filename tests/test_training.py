@@ -344,3 +344,51 @@ def test_unreadable_training_audio_is_named_counted_and_refused_when_strict(tmp_
     (tmp_path / "none.jsonl").write_text(json.dumps(rows[1]) + "\n")
     with pytest.raises(ValueError, match="1 of 1 utterances left out"):
         load_caches([str(tmp_path / "none.jsonl")], tmp_path / "cache", FeatureConfig(), said.append)
+
+
+def _tiny_set(tmp_path, speakers, **options):
+    from livespeech.text import Vocabulary
+    from training.data import FeatureCache, TrainingSet
+
+    tmp_path.mkdir(exist_ok=True)
+    manifest = _tiny_corpus(tmp_path)
+    rows = [{**json.loads(line), "speaker": speaker} for line, speaker in zip(manifest.read_text().splitlines(), speakers)]
+    manifest.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    cache = FeatureCache(read_manifest(manifest), tmp_path / "cache")
+    return cache, TrainingSet([(cache, 3)], Vocabulary(), 3, **options)
+
+
+def test_joined_examples_pair_one_speakers_utterances_with_a_quiet_pause(tmp_path):
+    from livespeech.text import Vocabulary
+
+    cache, joined = _tiny_set(tmp_path, ["a", "a", "b", "c"], join_fraction=1.0, gap_frames=(20, 40), seed=3)
+    texts = [u.text for u in cache.utterances]
+    assert len(joined) == 12
+    for index, item in enumerate(joined.items):
+        features, targets = joined[index]
+        if item.parts[0] in (0, 1):  # speaker a said two things: always joined, never to itself
+            i, j = item.parts
+            assert {i, j} == {0, 1} and 20 <= item.gap <= 40
+            assert Vocabulary().decode(targets.tolist()) == f"{texts[i]} {texts[j]}"
+            first = cache.features(i)
+            assert features.shape == (first.shape[0] + item.gap + cache.length(j), 80) == (joined.length(index), 80)
+            torch.testing.assert_close(features[: first.shape[0]], first)
+            torch.testing.assert_close(features[first.shape[0] + item.gap :], cache.features(j))
+            pause = features[first.shape[0] : first.shape[0] + item.gap]
+            quietest = first[torch.argsort(first.mean(1))[: first.shape[0] // 10]]
+            assert all(any(torch.equal(frame, q) for q in quietest) for frame in pause)  # the first utterance's own background
+        else:  # speakers b and c said one thing each
+            assert item.parts in ((2,), (3,)) and Vocabulary().decode(targets.tolist()) == texts[item.parts[0]]
+            torch.testing.assert_close(features, cache.features(item.parts[0]))
+
+
+def test_joins_are_drawn_from_the_seed_and_off_by_default(tmp_path):
+    _, a = _tiny_set(tmp_path / "a", ["s"] * 4, join_fraction=0.5, seed=1)
+    _, b = _tiny_set(tmp_path / "b", ["s"] * 4, join_fraction=0.5, seed=1)
+    assert [(x.parts, x.gap) for x in a.items] == [(x.parts, x.gap) for x in b.items]
+    assert 0 < sum(len(x.parts) == 2 for x in a.items) < len(a)
+    torch.testing.assert_close(a[5][0], b[5][0])
+    _, single = _tiny_set(tmp_path / "c", ["s"] * 4)
+    assert [x.parts for x in single.items] == [(i,) for i in range(4) for _ in range(3)]
+    with pytest.raises(ValueError, match="join_fraction"):
+        _tiny_set(tmp_path / "d", ["s"] * 4, join_fraction=1.5)

@@ -53,6 +53,11 @@ class TrainConfig:
     noise_floor_db_max: float = -45.0
     max_lead_in_s: float = 1.0  # longest noise-only stretch before the speech, seconds
     max_tail_s: float = 0.3  # and after it
+    # a share of the examples joins two utterances of one speaker with a pause between them (training.data.TrainingSet),
+    # as a recognizer that keeps the model's state across pauses hears them (0 off)
+    join_fraction: float = 0.0
+    join_gap_min_s: float = 0.2  # shortest and longest pause, seconds
+    join_gap_max_s: float = 2.0
     # on-the-fly waveform augmentation (training.augment.AugmentConfig); off: cached features only
     augment: bool = False
     p_speed: float = 0.5

@@ -27,6 +27,7 @@ import json
 import random
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -325,37 +326,106 @@ class FeatureCache:
         return torch.tensor(sample.mean(0), dtype=torch.float32), torch.tensor(sample.std(0) + 1e-5, dtype=torch.float32)
 
 
+class Item(NamedTuple):
+    """One training example: utterance ``parts`` of ``cache`` said one after another
+    (one part, or two of the same speaker), with ``gap`` frames of pause between them."""
+
+    cache: FeatureCache
+    parts: tuple[int, ...]
+    gap: int = 0
+
+
+def join_features(pieces: list[torch.Tensor], gap: int, rng: np.random.Generator) -> torch.Tensor:
+    """Log-mel of utterances said one after another with a pause between each two.
+
+    The pause is ``gap`` frames drawn at random from the quietest tenth of the frames
+    (lowest mean log-mel) of the utterance before it: its own background, room noise
+    for a recording and digital silence for a synthesizer, so the join adds no new
+    channel.
+
+    Args:
+        pieces: log-mel of each utterance, shapes (T_k, F).
+        gap: frames of pause between two pieces (>= 0).
+        rng: the draws of the pause frames.
+    Returns:
+        log-mel, shape (sum T_k + gap * (len(pieces) - 1), F).
+    """
+    out = [pieces[0]]
+    for before, after in zip(pieces, pieces[1:]):
+        quietest = torch.argsort(before.mean(1))[: max(1, before.shape[0] // 10)]
+        out += [before[quietest[torch.from_numpy(rng.integers(0, len(quietest), gap))]], after]
+    return torch.cat(out)
+
+
 class TrainingSet(torch.utils.data.Dataset):
     """(features (T, F), token ids (L,)) pairs from one or more feature caches,
-    each cache repeated ``weight`` times per epoch."""
+    each cache repeated ``weight`` times per epoch.
 
-    def __init__(self, caches: list[tuple[FeatureCache, int]], vocabulary: Vocabulary, stack: int = 1):
-        self.items: list[tuple[FeatureCache, int]] = []
+    With ``join_fraction`` > 0, that share of the items (drawn from ``seed``) joins
+    the utterance to another one of the same speaker in the same cache, after a
+    pause of ``gap_frames`` (lowest, highest) frames (:func:`join_features`); its
+    transcript is the two joined by a space. A streaming recognizer that keeps the
+    model's state across pauses (``EndpointConfig.state_reset_s``) hears exactly
+    that; a model trained only on single utterances from a fresh state does not
+    learn to start a new word after one. Utterances without a speaker, or whose
+    speaker said nothing else, stay single.
+    """
+
+    def __init__(self, caches: list[tuple[FeatureCache, int]], vocabulary: Vocabulary, stack: int = 1,
+                 join_fraction: float = 0.0, gap_frames: tuple[int, int] = (20, 200), seed: int = 0):
+        if not 0 <= join_fraction <= 1 or not 0 <= gap_frames[0] <= gap_frames[1]:
+            raise ValueError("join_fraction must be in [0, 1] and the pause range (lowest, highest) >= 0")
+        self.items: list[Item] = []
         self.targets: list[list[int]] = []
+        self.seed, self.epoch = seed, 0
+        draw = random.Random(seed)
         for cache, weight in caches:
-            for i, u in enumerate(cache.utterances):
-                tokens = vocabulary.encode(u.text)
-                # CTC needs at least one output step per label (two for repeats).
-                needed = len(tokens) + sum(a == b for a, b in zip(tokens, tokens[1:]))
-                if tokens and cache.length(i) // stack >= needed:
-                    for _ in range(weight):
-                        self.items.append((cache, i))
-                        self.targets.append(tokens)
+            tokens = [vocabulary.encode(u.text) for u in cache.utterances]
+            usable = [i for i in range(len(cache)) if tokens[i] and cache.length(i) // stack >= ctc_steps_needed(tokens[i])]
+            by_speaker: dict[str, list[int]] = {}
+            for i in usable:
+                by_speaker.setdefault(cache.utterances[i].speaker, []).append(i)
+            for i in usable:
+                others = by_speaker.get(cache.utterances[i].speaker, []) if cache.utterances[i].speaker else []
+                for _ in range(weight):
+                    if join_fraction and len(others) > 1 and draw.random() < join_fraction:
+                        j = others[draw.randrange(len(others) - 1)]
+                        j = others[-1] if j == i else j  # any other utterance of the speaker, each as likely
+                        self.items.append(Item(cache, (i, j), draw.randint(*gap_frames)))
+                        self.targets.append(vocabulary.encode(f"{cache.utterances[i].text} {cache.utterances[j].text}"))
+                    else:
+                        self.items.append(Item(cache, (i,)))
+                        self.targets.append(tokens[i])
 
     def __len__(self) -> int:
         return len(self.items)
 
+    def set_epoch(self, epoch: int) -> None:
+        """Draw the pauses (and augmentations) of epoch ``epoch``."""
+        self.epoch = epoch
+
     def length(self, index: int) -> int:
-        cache, i = self.items[index]
-        return cache.length(i)
+        """Frames of item ``index`` (its parts and pauses)."""
+        item = self.items[index]
+        return sum(item.cache.length(i) for i in item.parts) + item.gap * (len(item.parts) - 1)
+
+    def _pieces(self, item: Item, rng: np.random.Generator) -> list[torch.Tensor]:
+        return [item.cache.features(i) for i in item.parts]
 
     def __getitem__(self, index: int):
-        cache, i = self.items[index]
-        return cache.features(i), torch.tensor(self.targets[index], dtype=torch.long)
+        item = self.items[index]
+        rng = np.random.default_rng([self.seed, self.epoch, index])
+        feats = join_features(self._pieces(item, rng), item.gap, rng)
+        return feats, torch.tensor(self.targets[index], dtype=torch.long)
+
+
+def ctc_steps_needed(tokens: list[int]) -> int:
+    """Output steps CTC needs for a label sequence: one per label, one more between repeats."""
+    return len(tokens) + sum(a == b for a, b in zip(tokens, tokens[1:]))
 
 
 class AugmentedTrainingSet(TrainingSet):
-    """Like :class:`TrainingSet`, but each item is read from its audio file, augmented
+    """Like :class:`TrainingSet`, but each utterance is read from its audio file, augmented
     on the fly (``training.augment.augment_waveform``) and turned into log-mel.
 
     The augmentation of item ``i`` in epoch ``e`` is drawn from a generator seeded with
@@ -364,27 +434,24 @@ class AugmentedTrainingSet(TrainingSet):
     """
 
     def __init__(self, caches, vocabulary: Vocabulary, stack: int, augment, features: FeatureConfig,
-                 noise_dir: str = "", seed: int = 0):
-        super().__init__(caches, vocabulary, stack)
-        self.augment, self.features, self.seed, self.epoch = augment, features, seed, 0
+                 noise_dir: str = "", seed: int = 0, join_fraction: float = 0.0, gap_frames: tuple[int, int] = (20, 200)):
+        super().__init__(caches, vocabulary, stack, join_fraction, gap_frames, seed)
+        self.augment, self.features = augment, features
         self.noises = load_noises(noise_dir, features.sample_rate) if noise_dir else []
         self._module = None
 
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-
-    def __getitem__(self, index: int):
+    def _pieces(self, item: Item, rng: np.random.Generator) -> list[torch.Tensor]:
         from training.augment import augment_waveform
 
-        cache, i = self.items[index]
         if self._module is None:
             self._module = LogMel(self.features)
-        samples = read_audio(Path(cache.utterances[i].audio), self.features.sample_rate)
-        rng = np.random.default_rng([self.seed, self.epoch, index])
-        samples, _ = augment_waveform(samples, rng, self.augment, self.noises)
-        with torch.no_grad():
-            feats = log_mel(torch.from_numpy(samples), self.features, self._module)
-        return feats, torch.tensor(self.targets[index], dtype=torch.long)
+        pieces = []
+        for i in item.parts:
+            samples = read_audio(Path(item.cache.utterances[i].audio), self.features.sample_rate)
+            samples, _ = augment_waveform(samples, rng, self.augment, self.noises)
+            with torch.no_grad():
+                pieces.append(log_mel(torch.from_numpy(samples), self.features, self._module))
+        return pieces
 
 
 def load_noises(folder: str, sample_rate: int, max_seconds: float = 600.0) -> list[np.ndarray]:

@@ -218,10 +218,12 @@ def build_data(config: TrainConfig, features: FeatureConfig, vocabulary: Vocabul
     train_caches += load_caches(config.train_augmented, cache_dir, features, say, training=True, augmented=True, seed=config.seed,
                                 strict=config.strict)
     dev_caches = [c for c, _ in load_caches(config.dev, cache_dir, features, say, strict=config.strict)]
+    joins = {"join_fraction": config.join_fraction, "seed": config.seed,
+             "gap_frames": (round(config.join_gap_min_s / features.frame_seconds), round(config.join_gap_max_s / features.frame_seconds))}
     if config.augment:
-        dataset = AugmentedTrainingSet(train_caches, vocabulary, stack, config.augmentation(), features, config.noise_dir, config.seed)
+        dataset = AugmentedTrainingSet(train_caches, vocabulary, stack, config.augmentation(), features, config.noise_dir, **joins)
     else:
-        dataset = TrainingSet(train_caches, vocabulary, stack=stack)
+        dataset = TrainingSet(train_caches, vocabulary, stack, **joins)
     if len(dataset) == 0:
         raise ValueError("the training corpora hold no usable utterances")
     lengths = [dataset.length(i) for i in range(len(dataset))]
@@ -358,8 +360,7 @@ def fit(config: TrainConfig, log=None) -> Path:
     model.train()
     while step < config.max_steps:
         sampler.set_epoch(epoch)
-        if hasattr(dataset, "set_epoch"):
-            dataset.set_epoch(epoch)
+        dataset.set_epoch(epoch)
         batches = list(sampler)
         # The loader's own generator seeds its workers, so making it leaves the global RNG
         # (SpecAugment, dropout) alone and a resumed run draws what an uninterrupted one does.
