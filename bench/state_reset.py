@@ -12,6 +12,10 @@ scored against its utterances' texts joined by spaces (jiwer CER and WER).
 
     .venv/bin/python bench/state_reset.py --model base            # speechocean762 dev speakers
     .venv/bin/python bench/state_reset.py --model base --state-reset-s 0 60 inf --no-long
+    .venv/bin/python bench/state_reset.py --model models/mymodel --state-reset-s 0 5 --no-long --write 5
+
+``--write S`` then sets ``state_reset_s`` in the folder's ``config.json`` (atomically), which
+the recognizer reads as the model's default (``livespeech.bundle.Bundle.state_reset_s``).
 
 Prints one JSON object with the CPU model (accuracy does not depend on it, but the
 timings printed beside it do).
@@ -31,8 +35,9 @@ import numpy as np
 import torch
 
 from machine import cpu_model  # bench/machine.py
+from livespeech.atomic import update_json_atomic
 from livespeech.audio import read_audio
-from livespeech.bundle import load_bundle
+from livespeech.bundle import CONFIG_FILE, MAX_STATE_RESET_S, STATE_RESET_KEY, load_bundle
 from livespeech.recognizer import EndpointConfig, Recognizer, transcribe_blocks
 from livespeech.registry import find_model
 from training.data import read_corpus
@@ -75,9 +80,15 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--state-reset-s", type=float, nargs="+", default=[0.0, 30.0, 60.0, 120.0, math.inf],
                    help="values to compare, seconds (default 0 30 60 120 inf)")
     p.add_argument("--no-long", action="store_true", help="skip the stream of all speakers joined")
+    p.add_argument("--write", type=float, metavar="S",
+                   help="after measuring, store S seconds as the model folder's state_reset_s (config.json), "
+                        "the recognizer's default for it; choose S on dev speakers and digit streams, never test sets")
     args = p.parse_args(argv)
+    if args.write is not None and not 0 <= args.write <= MAX_STATE_RESET_S:
+        p.error(f"--write: seconds in [0, {MAX_STATE_RESET_S}]")
     torch.set_num_threads(1)
-    bundle = load_bundle(find_model(args.model))
+    folder = find_model(args.model)
+    bundle = load_bundle(folder)
     rate = bundle.features.sample_rate
     utterances = read_corpus(args.corpus)
     audio = [read_audio(Path(u.audio), rate) for u in utterances]  # each file read once
@@ -94,6 +105,10 @@ def main(argv: list[str] | None = None) -> dict:
         for value in args.state_reset_s:
             report[name][str(value)] = score(bundle, audio, value)
             print(json.dumps({name: value, **report[name][str(value)]}), flush=True)
+    if args.write is not None:
+        path = Path(folder) / CONFIG_FILE
+        update_json_atomic(path, {STATE_RESET_KEY: args.write})
+        report["written"] = str(path)
     print(json.dumps(report, indent=2))
     return report
 

@@ -43,6 +43,10 @@ DEFAULT_EMISSION_DELAY_S = 0.05  # seconds taken off word times, for models whos
 MAX_EMISSION_DELAY_S = 1.0  # larger config values are refused as nonsense
 BLANK_PENALTY_KEY = "blank_penalty"  # config.json: taken off blank's log-probability in greedy decoding
 MAX_BLANK_PENALTY = 10.0  # larger config values are refused as nonsense
+# config.json: seconds the recognizer may carry the model's state across endpoints, for a
+# model trained on utterances joined by pauses (training.data.TrainingSet, --join-fraction)
+STATE_RESET_KEY = "state_reset_s"
+MAX_STATE_RESET_S = 3600.0  # larger config values are refused as nonsense
 
 
 class ModelError(Exception):
@@ -83,6 +87,14 @@ class Bundle:
         on a dev set by ``bench/blank_penalty.py``, else 0."""
         return float(self.config.get(BLANK_PENALTY_KEY, 0.0))
 
+    @property
+    def state_reset_s(self) -> float:
+        """How long the recognizer carries the model's state across endpoints, seconds
+        (:class:`livespeech.recognizer.EndpointConfig`): the config's ``state_reset_s``,
+        set for a model trained on joined utterances and measured by
+        ``bench/state_reset.py``, else 0 (a fresh state at every endpoint)."""
+        return float(self.config.get(STATE_RESET_KEY, 0.0))
+
 
 def _dataclass_from(cls, data, what: str):
     if not isinstance(data, dict):
@@ -120,12 +132,11 @@ def read_config(folder: Path) -> dict:
     for key in ("features", "dims", "vocabulary", "normalization"):
         if key not in config:
             raise ModelError(f"{path}: missing '{key}'")
-    delay = config.get(DELAY_KEY, DEFAULT_EMISSION_DELAY_S)
-    if isinstance(delay, bool) or not isinstance(delay, (int, float)) or not 0 <= delay <= MAX_EMISSION_DELAY_S:
-        raise ModelError(f"{path}: '{DELAY_KEY}' must be a number of seconds in [0, {MAX_EMISSION_DELAY_S}], got {delay!r}")
-    penalty = config.get(BLANK_PENALTY_KEY, 0.0)
-    if isinstance(penalty, bool) or not isinstance(penalty, (int, float)) or not 0 <= penalty <= MAX_BLANK_PENALTY:
-        raise ModelError(f"{path}: '{BLANK_PENALTY_KEY}' must be a number in [0, {MAX_BLANK_PENALTY}], got {penalty!r}")
+    for key, highest, what in ((DELAY_KEY, MAX_EMISSION_DELAY_S, "a number of seconds"), (BLANK_PENALTY_KEY, MAX_BLANK_PENALTY, "a number"),
+                               (STATE_RESET_KEY, MAX_STATE_RESET_S, "a number of seconds")):
+        value = config.get(key, 0.0)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= highest:
+            raise ModelError(f"{path}: '{key}' must be {what} in [0, {highest}], got {value!r}")
     return config
 
 

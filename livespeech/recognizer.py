@@ -11,9 +11,12 @@ Then its text is committed and the decoders start a new utterance. By default th
 model restarts from a fresh state at exactly that step, re-running the rest of the
 chunk, so the result does not depend on the chunk size and hours of audio do not
 drift. ``state_reset_s`` > 0 carries the state across endpoints until it has run that
-long: on speechocean762's dev speakers, who pause inside sentences, 5 s lowered greedy
-CER from 0.364 to 0.356, but on FSDD digits read one after another with 1 s pauses it
-raised CER from 0.016 to 0.222 (``bench/state_reset.py``), so it stays off.
+long. It is the model's to set (``config.json``), because only a model trained on
+utterances joined by pauses (``livespeech-train fit --join-fraction``) gains from it: for
+one trained on single utterances, a 5 s carry lowered speechocean762's dev speakers'
+greedy CER from 0.364 to 0.356 (they pause inside sentences) but raised that of FSDD
+digits read one after another with 1 s pauses from 0.016 to 0.222
+(``bench/state_reset.py``); for one trained with joins, 0.349 -> 0.340 and 0.015 -> 0.018.
 
 Word times are audio times: a unidirectional CTC model emits a character a little
 after it hears it, so the words' emission times are moved earlier by the model's
@@ -49,13 +52,14 @@ class EndpointConfig:
         max_utterance_s: longest utterance before a forced end, seconds (default 30).
         state_reset_s: the model's state is carried across endpoints until it has run
             this long, seconds; the next endpoint then restarts it from a fresh state.
-            Default 0: a fresh state at every endpoint (see the module docstring and
-            ``bench/state_reset.py`` for what carrying it gains and costs).
+            0: a fresh state at every endpoint. Default None: the model's own
+            (:attr:`livespeech.bundle.Bundle.state_reset_s`, 0 unless its config sets
+            it; see the module docstring and ``bench/state_reset.py``).
     """
 
     endpoint_s: float = 0.6
     max_utterance_s: float = 30.0
-    state_reset_s: float = 0.0
+    state_reset_s: float | None = None
 
 
 @dataclass(frozen=True)
@@ -117,7 +121,8 @@ class Recognizer:
         self.seconds_per_step = bundle.seconds_per_step
         self.endpoint_steps = max(1, round(endpoint.endpoint_s / self.seconds_per_step))
         self.max_steps = max(1, round(endpoint.max_utterance_s / self.seconds_per_step))
-        self.state_reset_steps = round(endpoint.state_reset_s / self.seconds_per_step)
+        state_reset_s = bundle.state_reset_s if endpoint.state_reset_s is None else endpoint.state_reset_s
+        self.state_reset_steps = round(state_reset_s / self.seconds_per_step)
         self.blank_penalty = bundle.blank_penalty
         self.decoder = GreedyCTCDecoder(bundle.vocabulary, self.seconds_per_step, self.blank_penalty)
         self.word_decoder = word_decoder

@@ -109,46 +109,63 @@ def test_word_times_are_corrected_for_the_delay_and_lie_within_the_audio(name, s
     assert bundle.emission_delay_s > 0
 
 
-def test_emission_delay_from_the_config(tiny_model_dir):
+def with_config(model_dir, **changes):
+    """Rewrite the folder's config.json with ``changes`` on top of its first version (kept beside it)."""
     import json
 
-    from livespeech.bundle import DEFAULT_EMISSION_DELAY_S, ModelError, load_bundle
+    original = model_dir / "config.original.json"
+    if not original.exists():
+        original.write_text((model_dir / "config.json").read_text())
+    (model_dir / "config.json").write_text(json.dumps({**json.loads(original.read_text()), **changes}))
 
-    assert load_bundle(tiny_model_dir).emission_delay_s == DEFAULT_EMISSION_DELAY_S
-    config_path = tiny_model_dir / "config.json"
-    config = json.loads(config_path.read_text())
-    for value, ok in ((0.12, True), (0, True), (-0.1, False), (5, False), ("0.1", False), (True, False)):
-        config_path.write_text(json.dumps({**config, "emission_delay_s": value}))
-        if ok:
-            assert load_bundle(tiny_model_dir).emission_delay_s == value
-        else:
-            with pytest.raises(ModelError, match="emission_delay_s"):
-                load_bundle(tiny_model_dir)
+
+@pytest.mark.parametrize("key, default, good, bad", [
+    ("emission_delay_s", 0.05, (0.12, 0), (-0.1, 5, "0.1", True)),
+    ("blank_penalty", 0.0, (3.0, 0), (-0.5, 11, "1", False)),
+    ("state_reset_s", 0.0, (5.0, 0), (-1, 4000, "5", True)),
+])
+def test_decoding_settings_from_the_config_are_checked(tiny_model_dir, key, default, good, bad):
+    from livespeech.bundle import ModelError, load_bundle
+
+    assert getattr(load_bundle(tiny_model_dir), key) == default
+    for value in good:
+        with_config(tiny_model_dir, **{key: value})
+        assert getattr(load_bundle(tiny_model_dir), key) == value
+    for value in bad:
+        with_config(tiny_model_dir, **{key: value})
+        with pytest.raises(ModelError, match=key):
+            load_bundle(tiny_model_dir)
 
 
 def test_blank_penalty_from_the_config_reaches_text_and_endpoints(tiny_model_dir):
-    import json
-
     import torch
 
-    from livespeech.bundle import ModelError, load_bundle
+    from livespeech.bundle import load_bundle
 
-    assert load_bundle(tiny_model_dir).blank_penalty == 0.0
-    config_path = tiny_model_dir / "config.json"
-    config = json.loads(config_path.read_text())
-    for value in (-0.5, 11, "1", False):
-        config_path.write_text(json.dumps({**config, "blank_penalty": value}))
-        with pytest.raises(ModelError, match="blank_penalty"):
-            load_bundle(tiny_model_dir)
     audio = speechlike(2.0, seed=5)
     endpoint = EndpointConfig(endpoint_s=0.09, max_utterance_s=0.5)
     texts = {}
     for value in (0, 3.0):
-        config_path.write_text(json.dumps({**config, "blank_penalty": value}))
+        with_config(tiny_model_dir, blank_penalty=value)
         bundle = load_bundle(tiny_model_dir)
-        assert bundle.blank_penalty == value
         with torch.no_grad():
             bundle.model.output.bias[0] += 3.0  # make blank win often, as in a trained model
         texts[value] = run(bundle, audio, 100, endpoint).text
         assert run(bundle, audio, 30, endpoint).text == texts[value]  # the endpoints follow the same best tokens
     assert len(texts[3.0].replace(" ", "")) > len(texts[0].replace(" ", ""))
+
+
+def test_state_reset_s_is_the_models_unless_the_endpoint_config_says_otherwise(tiny_model_dir):
+    from livespeech.bundle import load_bundle
+
+    audio = speechlike(2.0, seed=1)
+    short = {"endpoint_s": 0.09, "max_utterance_s": 0.5}
+    fresh, carried = (run(load_bundle(tiny_model_dir), audio, 100, EndpointConfig(**short, state_reset_s=s)).utterances for s in (0.0, 60.0))
+    assert [u.text for u in fresh] != [u.text for u in carried] or any(
+        not np.allclose(a.log_probs, b.log_probs) for a, b in zip(fresh, carried))
+    with_config(tiny_model_dir, state_reset_s=60.0)
+    bundle = load_bundle(tiny_model_dir)
+    for endpoint, expected in ((EndpointConfig(**short), carried), (EndpointConfig(**short, state_reset_s=0.0), fresh)):
+        got = run(bundle, audio, 100, endpoint).utterances
+        assert [u.text for u in got] == [u.text for u in expected]
+        assert all(np.allclose(a.log_probs, b.log_probs) for a, b in zip(got, expected))
