@@ -7,11 +7,11 @@ greedy decoder still gives the characters the model emits and finds the endpoint
 An utterance ends at a pause: ``endpoint_s`` seconds of steps whose best token (as
 greedy decoding chooses it, after the model's blank penalty) is blank or space after
 at least one character (or ``max_utterance_s`` of speech).
-Then its text is committed and the decoders start a new utterance. By default the
-model restarts from a fresh state at exactly that step, re-running the rest of the
-chunk, so the result does not depend on the chunk size and hours of audio do not
-drift. ``state_reset_s`` > 0 carries the state across endpoints until it has run that
-long. It is the model's to set (``config.json``), because only a model trained on
+Then its text is committed and the decoders start a new utterance. With
+``state_reset_s`` 0 the model restarts from a fresh state at exactly that step,
+re-running the rest of the chunk, so the result does not depend on the chunk size and
+hours of audio do not drift; ``state_reset_s`` > 0 carries the state across endpoints
+until it has run that long, then restarts it the same way. It is the model's to set (``config.json``), because only a model trained on
 utterances joined by pauses (``livespeech-train fit --join-fraction``) gains from it: for
 one trained on single utterances, a 5 s carry lowered speechocean762's dev speakers'
 greedy CER from 0.364 to 0.356 (they pause inside sentences) but raised that of FSDD

@@ -350,6 +350,8 @@ def join_features(pieces: list[torch.Tensor], gap: int, rng: np.random.Generator
     Returns:
         log-mel, shape (sum T_k + gap * (len(pieces) - 1), F).
     """
+    if len(pieces) == 1:
+        return pieces[0]
     out = [pieces[0]]
     for before, after in zip(pieces, pieces[1:]):
         quietest = torch.argsort(before.mean(1))[: max(1, before.shape[0] // 10)]
