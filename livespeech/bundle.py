@@ -47,6 +47,12 @@ MAX_BLANK_PENALTY = 10.0  # larger config values are refused as nonsense
 # model trained on utterances joined by pauses (training.data.TrainingSet, --join-fraction)
 STATE_RESET_KEY = "state_reset_s"
 MAX_STATE_RESET_S = 3600.0  # larger config values are refused as nonsense
+# the per-model decoding settings read_config checks: key, largest value, what it must be
+_DECODING_SETTINGS = (
+    (DELAY_KEY, MAX_EMISSION_DELAY_S, "a number of seconds"),
+    (BLANK_PENALTY_KEY, MAX_BLANK_PENALTY, "a number"),
+    (STATE_RESET_KEY, MAX_STATE_RESET_S, "a number of seconds"),
+)
 
 
 class ModelError(Exception):
@@ -132,8 +138,7 @@ def read_config(folder: Path) -> dict:
     for key in ("features", "dims", "vocabulary", "normalization"):
         if key not in config:
             raise ModelError(f"{path}: missing '{key}'")
-    for key, highest, what in ((DELAY_KEY, MAX_EMISSION_DELAY_S, "a number of seconds"), (BLANK_PENALTY_KEY, MAX_BLANK_PENALTY, "a number"),
-                               (STATE_RESET_KEY, MAX_STATE_RESET_S, "a number of seconds")):
+    for key, highest, what in _DECODING_SETTINGS:
         value = config.get(key, 0.0)
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= highest:
             raise ModelError(f"{path}: '{key}' must be {what} in [0, {highest}], got {value!r}")

@@ -11,12 +11,13 @@ Then its text is committed and the decoders start a new utterance. With
 ``state_reset_s`` 0 the model restarts from a fresh state at exactly that step,
 re-running the rest of the chunk, so the result does not depend on the chunk size and
 hours of audio do not drift; ``state_reset_s`` > 0 carries the state across endpoints
-until it has run that long, then restarts it the same way. It is the model's to set (``config.json``), because only a model trained on
-utterances joined by pauses (``livespeech-train fit --join-fraction``) gains from it: for
-one trained on single utterances, a 5 s carry lowered speechocean762's dev speakers'
-greedy CER from 0.364 to 0.356 (they pause inside sentences) but raised that of FSDD
-digits read one after another with 1 s pauses from 0.016 to 0.222
-(``bench/state_reset.py``); for one trained with joins, 0.349 -> 0.340 and 0.015 -> 0.018.
+until it has run that long, then restarts it the same way. It is the model's to set
+(``config.json``), because only a model trained on utterances joined by pauses
+(``livespeech-train fit --join-fraction``) gains from it: for one trained on single
+utterances, a 5 s carry lowered speechocean762's dev speakers' greedy CER from 0.364 to
+0.356 (they pause inside sentences) but raised that of FSDD digits read one after
+another with 1 s pauses from 0.016 to 0.222 (``bench/state_reset.py``); for one
+trained with joins, 0.349 -> 0.340 and 0.015 -> 0.018.
 
 Word times are audio times: a unidirectional CTC model emits a character a little
 after it hears it, so the words' emission times are moved earlier by the model's
