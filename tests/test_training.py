@@ -55,6 +55,21 @@ def test_corpus_spec_and_schedule():
     assert lr_at(100, c) == pytest.approx(1e-5) and lr_at(75, c) < 1e-3
 
 
+def test_sortagrad_only_from_scratch_unless_asked():
+    import argparse
+
+    from training.config import add_arguments, from_arguments
+    from training.phrases.config import fine_tuning_defaults
+
+    assert TrainConfig().first_epoch_sorted() and not TrainConfig(init_from="models/base").first_epoch_sorted()
+    assert TrainConfig(init_from="m", sortagrad=True).first_epoch_sorted() and not TrainConfig(sortagrad=False).first_epoch_sorted()
+    assert fine_tuning_defaults().sortagrad is True  # phrase models keep the schedule they were measured with
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    assert from_arguments(parser.parse_args(["--no-sortagrad"])).sortagrad is False
+    assert from_arguments(parser.parse_args(["--init-from", "m"])).sortagrad is None
+
+
 def test_augmentations_keep_length():
     rng = np.random.default_rng(0)
     x = speechlike(1.0)

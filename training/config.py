@@ -39,7 +39,10 @@ class TrainConfig:
     lr_min: float = 5e-5
     batch_frames: int = 6000  # frames per batch, padding included (6000 = 60 s)
     grad_clip: float = 5.0
-    sortagrad: bool = True  # first epoch shortest batches first
+    # SortaGrad: the first epoch from the shortest batch to the longest (helps a new model leave CTC's all-blank
+    # plateau); None: on when training from scratch, off when fine-tuning (init_from), where it would feed a
+    # trained model one corpus of short clips after another for a whole epoch
+    sortagrad: bool | None = field(default=None, metadata={"help": "on when training from scratch, off with --init-from"})
     freq_warp: float = 0.0  # vocal tract length perturbation of log-mel: largest relative warp (e.g. 0.15; 0 off)
     # SpecAugment (Park et al., 2019)
     spec_augment: bool = True
@@ -82,6 +85,11 @@ class TrainConfig:
         """The model dimensions of this run for a vocabulary and feature size."""
         return ModelDims(n_mels=n_mels, stack=self.stack, hidden=self.hidden, layers=self.layers, vocab_size=vocab_size, dropout=self.dropout)
 
+    def first_epoch_sorted(self) -> bool:
+        """Whether the first epoch goes from the shortest batch to the longest (``sortagrad``;
+        by default only for a model trained from scratch)."""
+        return self.sortagrad if self.sortagrad is not None else not self.init_from
+
     def augmentation(self):
         """The :class:`training.augment.AugmentConfig` of this run."""
         from training.augment import AugmentConfig
@@ -113,8 +121,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     for f in fields(TrainConfig):
         flag = "--" + f.name.replace("_", "-")
         default = f.default if f.default is not MISSING else f.default_factory()
-        if f.type in ("bool", bool):
-            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=f"(default {default})")
+        if f.type in ("bool", bool, "bool | None"):
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=None,
+                                help=f"(default {f.metadata.get('help', default)})")
         elif f.type in ("list[str]",):
             parser.add_argument(flag, nargs="+", default=None, metavar="CORPUS", help="corpora: KIND:PATH or PATH, optional *N repeat")
         else:

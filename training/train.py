@@ -227,7 +227,7 @@ def build_data(config: TrainConfig, features: FeatureConfig, vocabulary: Vocabul
     if len(dataset) == 0:
         raise ValueError("the training corpora hold no usable utterances")
     lengths = [dataset.length(i) for i in range(len(dataset))]
-    sampler = BucketBatchSampler(lengths, config.batch_frames, config.seed, dist.world_size, dist.rank, config.sortagrad)
+    sampler = BucketBatchSampler(lengths, config.batch_frames, config.seed, dist.world_size, dist.rank, config.first_epoch_sorted())
     if len(sampler) == 0:
         raise ValueError(f"too little training data for {dist.world_size} process(es): lower --batch-frames")
     return train_caches, dataset, sampler, dev_caches
