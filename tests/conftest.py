@@ -37,6 +37,13 @@ def tiny_bundle(tiny_model_dir):
     return load_bundle(tiny_model_dir)
 
 
+@pytest.fixture
+def tiny_conv_bundle(tmp_path):
+    """A small random model with the conv front end (40 ms steps), loaded from its folder."""
+    model = make_model(stack=4, frontend="conv", channels=8)
+    return load_bundle(save_bundle(tmp_path / "tiny-conv", model, FeatureConfig(), Vocabulary(), {"name": "tiny-conv", "description": "test"}, "# tiny\n"))
+
+
 def speechlike(seconds: float, sample_rate: int = 16000, seed: int = 0) -> np.ndarray:
     """Noise bursts and pauses: enough structure to exercise features and models."""
     rng = np.random.default_rng(seed)

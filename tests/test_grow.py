@@ -8,6 +8,8 @@ from training.grow import can_widen, dims_of_state, widen_state
 
 SMALL = ModelDims(n_mels=16, stack=2, hidden=12, layers=3, vocab_size=7)
 WIDE = ModelDims(n_mels=16, stack=2, hidden=20, layers=3, vocab_size=7)
+CONV_SMALL = ModelDims(n_mels=16, stack=4, hidden=12, layers=3, vocab_size=7, frontend="conv", channels=4)
+CONV_WIDE = ModelDims(n_mels=16, stack=4, hidden=20, layers=3, vocab_size=7, frontend="conv", channels=4)
 
 
 def _trained_like(dims: ModelDims) -> CTCModel:
@@ -21,14 +23,16 @@ def _trained_like(dims: ModelDims) -> CTCModel:
     return model.eval()
 
 
-def test_dims_are_read_off_the_state():
-    assert dims_of_state(_trained_like(SMALL).state_dict()) == SMALL
+@pytest.mark.parametrize("dims", [SMALL, CONV_SMALL])
+def test_dims_are_read_off_the_state(dims):
+    assert dims_of_state(_trained_like(dims).state_dict()) == dims
 
 
-def test_wide_model_computes_what_the_narrow_one_did():
-    small = _trained_like(SMALL)
-    wide = CTCModel(WIDE).eval()
-    wide.load_state_dict(widen_state(small.state_dict(), SMALL, WIDE))
+@pytest.mark.parametrize("narrow, broad", [(SMALL, WIDE), (CONV_SMALL, CONV_WIDE)])
+def test_wide_model_computes_what_the_narrow_one_did(narrow, broad):
+    small = _trained_like(narrow)
+    wide = CTCModel(broad).eval()
+    wide.load_state_dict(widen_state(small.state_dict(), narrow, broad))
     x, lengths = torch.randn(2, 41, 16), torch.tensor([41, 30])
     with torch.no_grad():
         expected, n1 = small(x, lengths)
@@ -58,7 +62,8 @@ def test_growth_is_reproducible_from_its_seed():
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
-@pytest.mark.parametrize("change", [{"layers": 4}, {"stack": 3}, {"vocab_size": 8}, {"hidden": 12}, {"hidden": 8}])
+@pytest.mark.parametrize("change", [{"layers": 4}, {"stack": 3}, {"vocab_size": 8}, {"hidden": 12}, {"hidden": 8},
+                                    {"stack": 4, "frontend": "conv", "hidden": 20}])
 def test_only_more_hidden_units_can_be_grown(change):
     other = ModelDims(**{**SMALL.to_dict(), **change})
     assert not can_widen(SMALL, other)

@@ -5,10 +5,11 @@ from livespeech.model import CTCModel, ModelDims
 from tests.conftest import make_model
 
 
-@pytest.mark.parametrize("stack, layers", [(1, 2), (3, 2), (4, 2), (3, 3), (4, 5)])  # (4, 5): the larger configuration's shape
+@pytest.mark.parametrize("stack, layers, frontend", [(1, 2, "stack"), (3, 2, "stack"), (4, 2, "stack"), (3, 3, "stack"),
+                                                     (4, 5, "stack"), (4, 2, "conv"), (4, 4, "conv")])
 @pytest.mark.parametrize("seed", range(3))
-def test_chunked_infer_equals_forward(stack, layers, seed):
-    model = make_model(seed, stack=stack, layers=layers)
+def test_chunked_infer_equals_forward(stack, layers, frontend, seed):
+    model = make_model(seed, stack=stack, layers=layers, frontend=frontend, channels=8)
     g = torch.Generator().manual_seed(seed)
     T = 97
     x = torch.randn(2, T, 80, generator=g) * 3 - 6
@@ -33,8 +34,9 @@ def test_log_probs_normalised():
     torch.testing.assert_close(lp.exp().sum(-1), torch.ones(1, 10))
 
 
-def test_padding_does_not_change_valid_steps():
-    model = make_model()
+@pytest.mark.parametrize("frontend, stack", [("stack", 3), ("conv", 4)])
+def test_padding_does_not_change_valid_steps(frontend, stack):
+    model = make_model(frontend=frontend, stack=stack, channels=8)
     x = torch.randn(1, 30, 80)
     a, _ = model(x, torch.tensor([30]))
     padded = torch.cat([x, torch.zeros(1, 12, 80)], dim=1)
@@ -42,7 +44,8 @@ def test_padding_does_not_change_valid_steps():
     torch.testing.assert_close(b[:, : int(n)], a)
 
 
-@pytest.mark.parametrize("bad", [{"hidden": 0}, {"layers": -1}, {"stack": 1.5}, {"dropout": 1.0}])
+@pytest.mark.parametrize("bad", [{"hidden": 0}, {"layers": -1}, {"stack": 1.5}, {"dropout": 1.0}, {"frontend": "transformer"},
+                                 {"frontend": "conv", "stack": 3}, {"frontend": "conv", "stack": 4, "channels": 0}])
 def test_bad_dims(bad):
     with pytest.raises(ValueError):
         ModelDims(**bad)
@@ -51,3 +54,39 @@ def test_bad_dims(bad):
 def test_statistics_are_buffers():
     names = {n for n, _ in CTCModel().named_buffers()}
     assert names == {"feature_mean", "feature_std"}
+
+
+def test_conv_front_end_is_causal():
+    """A step of the conv front end reads its own 4 frames and the 3 before them, never a later one."""
+    model = make_model(frontend="conv", stack=4, channels=8)
+    x = torch.randn(1, 40, 80) * 3 - 6
+    a, _ = model(x, torch.tensor([40]))
+    later = x.clone()
+    later[:, 24:] += torch.randn(1, 16, 80)  # changes frames 24-39: steps 0-5 (frames 0-23) must not move
+    b, _ = model(later, torch.tensor([40]))
+    torch.testing.assert_close(b[:, :6], a[:, :6])
+    assert not torch.allclose(b[:, 6], a[:, 6])
+    earlier = x.clone()
+    earlier[:, 17] += 5.0  # step 4's own frames are 16-19; step 5 reads 17-23 (4s - 3 ... 4s + 3)
+    c, _ = model(earlier, torch.tensor([40]))
+    torch.testing.assert_close(c[:, :4], a[:, :4])
+    assert not torch.allclose(c[:, 4], a[:, 4]) and not torch.allclose(c[:, 5], a[:, 5])
+
+
+@pytest.mark.parametrize("dims", [ModelDims(), ModelDims(stack=4, hidden=64, layers=4, frontend="conv", channels=16)])
+def test_parameter_count_matches_the_built_model(dims):
+    model = CTCModel(dims)
+    assert dims.parameter_count() == sum(t.numel() for t in model.state_dict().values())
+
+
+def test_conv_front_end_starts_with_the_scale_of_its_input():
+    """He initialisation: normalised log-mel in, convolution outputs of about unit mean
+    square out (before the layer norm, which hides their scale)."""
+    torch.manual_seed(0)
+    model = CTCModel(ModelDims(stack=4, hidden=64, layers=1, frontend="conv", channels=16))
+    outputs = []
+    model.frontend.conv2.register_forward_hook(lambda _module, _inputs, out: outputs.append(out))
+    x = torch.randn(2, 400, 80)
+    steps = model._steps(x.new_zeros(2, model.context_frames, 80), x)
+    assert 0.25 < torch.relu(outputs[0]).pow(2).mean().item() < 4.0  # PyTorch's default initialisation: about 0.03
+    torch.testing.assert_close(steps.mean(-1), torch.zeros(2, 100), atol=1e-5, rtol=0)  # layer-normalised

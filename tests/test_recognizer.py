@@ -9,9 +9,11 @@ def run(bundle, audio, chunk_ms, endpoint=EndpointConfig()):
     return transcribe_blocks(Recognizer(bundle, endpoint), [audio], chunk_ms)
 
 
+@pytest.mark.parametrize("model", ["tiny_bundle", "tiny_conv_bundle"])
 @pytest.mark.parametrize("state_reset_s", [0.0, 1.0, 60.0])
 @pytest.mark.parametrize("chunk_ms", [10, 30, 250, 1000])
-def test_text_does_not_depend_on_chunk_size(tiny_bundle, chunk_ms, state_reset_s):
+def test_text_does_not_depend_on_chunk_size(request, model, chunk_ms, state_reset_s):
+    tiny_bundle = request.getfixturevalue(model)
     # A short endpoint makes the random model commit often, so endpoints and state
     # resets inside chunks are exercised (0: a reset at every endpoint; 60: never).
     endpoint = EndpointConfig(endpoint_s=0.09, max_utterance_s=0.5, state_reset_s=state_reset_s)
@@ -22,11 +24,14 @@ def test_text_does_not_depend_on_chunk_size(tiny_bundle, chunk_ms, state_reset_s
     assert [(u.start_s, u.end_s, u.text) for u in result.utterances] == [(u.start_s, u.end_s, u.text) for u in reference.utterances]
 
 
+@pytest.mark.parametrize("model", ["tiny_bundle", "tiny_conv_bundle"])
 @pytest.mark.parametrize("state_reset_s", [0.0, 60.0])
-def test_model_state_is_carried_across_endpoints_until_state_reset_s(tiny_bundle, state_reset_s):
+def test_model_state_is_carried_across_endpoints_until_state_reset_s(request, model, state_reset_s):
     """Each utterance's log-probabilities are the model's over the whole stream (state
     carried) or over the stream from the utterance's first step (state reset)."""
     import torch
+
+    tiny_bundle = request.getfixturevalue(model)
 
     from livespeech.features import log_mel
 

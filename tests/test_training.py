@@ -202,6 +202,20 @@ def test_overfits_a_tiny_batch_and_exports(tmp_path):
     torch.testing.assert_close(load_bundle(averaged).model.state_dict()[weight], (first[weight] + last[weight]) / 2)
 
 
+def test_a_conv_front_end_run_exports_a_conv_model(tmp_path):
+    from training.export import export
+    from training.train import fit
+
+    manifest = _tiny_corpus(tmp_path)
+    config = TrainConfig(train=[str(manifest)], run_dir=str(tmp_path / "run"), frontend="conv", conv_channels=4, stack=4,
+                         hidden=16, layers=2, max_steps=4, warmup_steps=1, batch_frames=2000, log_every=2, eval_every=1000)
+    fit(config, log=lambda *_: None)
+    bundle = load_bundle(export(tmp_path / "run", tmp_path / "model", name="conv"))
+    assert (bundle.model.dims.frontend, bundle.model.dims.channels, bundle.model.dims.stack) == ("conv", 4, 4)
+    assert bundle.seconds_per_step == pytest.approx(0.04)
+    assert "two causal 3 x 3 convolutions of 4 channels" in (tmp_path / "model" / "MODEL_CARD.md").read_text()
+
+
 def test_average_weights_refuses_different_models():
     from training.export import average_weights
 
@@ -317,6 +331,39 @@ def test_finished_only_lists_the_finished_batches_and_synthesises_nothing(monkey
     manifest = synth.synthesize(tmp_path, batches, seed=1, finished_only=True)
     assert manifest == tmp_path / "partial-manifest.jsonl" and not (tmp_path / "manifest.jsonl").exists()
     assert [json.loads(line) for line in manifest.read_text().splitlines()] == [row]
+
+
+def _failing_engine(returncode):
+    import subprocess
+
+    def engine(jobs, folder):
+        sf.write(folder / f"{jobs[0].index}.wav", np.zeros(16000, np.float32), 16000)  # one file written, then the error
+        raise subprocess.CalledProcessError(returncode, ["espeak-ng"])
+
+    return engine
+
+
+def test_a_batch_whose_engine_was_killed_is_left_for_the_next_run(monkeypatch, tmp_path, capsys):
+    from training import synth
+
+    monkeypatch.setitem(synth.ENGINES, "espeak", _failing_engine(-15))
+    monkeypatch.setattr(synth, "_vary_and_resample", lambda raw, out, job: pytest.fail("a killed batch is not kept"))
+    batch = synth.plan(3, seed=1, engines=("espeak",), kinds=["digit_word"])[0]
+    assert synth.synthesize_batch(batch, tmp_path) == []
+    assert not (tmp_path / "parts" / f"{batch.number:05d}.jsonl").exists()
+    assert "killed, left for the next run" in capsys.readouterr().err
+
+
+def test_a_batch_whose_engine_refused_a_text_keeps_what_it_wrote(monkeypatch, tmp_path, capsys):
+    from training import synth
+
+    monkeypatch.setitem(synth.ENGINES, "espeak", _failing_engine(1))
+    monkeypatch.setattr(synth, "_vary_and_resample", lambda raw, out, job: out.write_bytes(raw.read_bytes()))
+    batch = synth.plan(3, seed=1, engines=("espeak",), kinds=["digit_word"])[0]
+    rows = synth.synthesize_batch(batch, tmp_path)
+    assert [r["text"] for r in rows] == [batch.jobs[0].text]
+    assert (tmp_path / "parts" / f"{batch.number:05d}.jsonl").exists()  # finished: a rerun would fail the same way
+    assert "later utterances are left out" in capsys.readouterr().err
 
 
 def test_resumed_run_does_not_log_steps_twice(tmp_path):

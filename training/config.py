@@ -25,7 +25,10 @@ class TrainConfig:
     run_dir: str = "runs/default"  # checkpoints, feature cache, metrics.jsonl
     cache_dir: str = ""  # feature cache; defaults to RUN_DIR/cache
     # model
-    stack: int = 3
+    stack: int = 3  # input frames per LSTM step (the conv front end takes 4)
+    frontend: str = field(default="stack", metadata={
+        "choices": ("stack", "conv"), "help": "stack: frames side by side; conv: two causal 3x3 convolutions of stride 2 (--stack 4)"})
+    conv_channels: int = 32  # channels of the conv front end
     hidden: int = 320
     layers: int = 3
     dropout: float = 0.1
@@ -83,7 +86,8 @@ class TrainConfig:
 
     def dims(self, vocab_size: int, n_mels: int) -> ModelDims:
         """The model dimensions of this run for a vocabulary and feature size."""
-        return ModelDims(n_mels=n_mels, stack=self.stack, hidden=self.hidden, layers=self.layers, vocab_size=vocab_size, dropout=self.dropout)
+        return ModelDims(n_mels=n_mels, stack=self.stack, hidden=self.hidden, layers=self.layers, vocab_size=vocab_size,
+                         dropout=self.dropout, frontend=self.frontend, channels=self.conv_channels)
 
     def first_epoch_sorted(self) -> bool:
         """Whether the first epoch goes from the shortest batch to the longest (``sortagrad``;
@@ -128,7 +132,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
             parser.add_argument(flag, nargs="+", default=None, metavar="CORPUS", help="corpora: KIND:PATH or PATH, optional *N repeat")
         else:
             kind = {"int": int, "float": float, "str": str}[f.type]
-            parser.add_argument(flag, type=kind, default=None, help=f"(default {default!r})")
+            help_text = f"{f.metadata['help']} " if "help" in f.metadata else ""
+            parser.add_argument(flag, type=kind, default=None, choices=f.metadata.get("choices"), help=f"{help_text}(default {default!r})")
 
 
 def from_arguments(args: argparse.Namespace) -> TrainConfig:

@@ -95,6 +95,14 @@ def _table(metrics: dict) -> str:
     return "\n".join(lines)
 
 
+def _front_end(dims) -> str:
+    """The model card's words for the front end of a :class:`livespeech.model.ModelDims`."""
+    if dims.frontend == "conv":
+        return (f"two causal 3 x 3 convolutions of {dims.channels} channels with stride 2 in time and frequency and a layer norm "
+                f"({dims.stack} frames, {dims.stack * 10} ms, per step)")
+    return f"{dims.stack} frames stacked per step ({dims.stack * 10} ms)"
+
+
 def model_card(name: str, config: dict, dims: ModelDims, parameters: int, training: dict, metrics: dict, notes: str = "") -> str:
     """The markdown model card of an exported model."""
     specs = config.get("train", []) + config.get("train_augmented", [])
@@ -107,8 +115,8 @@ def model_card(name: str, config: dict, dims: ModelDims, parameters: int, traini
 Streaming character-level LSTM-CTC speech recognizer for livespeech.
 
 ## Model
-- {parameters / 1e6:.2f} M parameters: 80 log-mel bands (25 ms window, 10 ms hop), {dims.stack} frames
-  stacked per step ({dims.stack * 10} ms), {dims.layers} unidirectional LSTM layers of {dims.hidden},
+- {parameters / 1e6:.2f} M parameters: 80 log-mel bands (25 ms window, 10 ms hop), {_front_end(dims)},
+  {dims.layers} unidirectional LSTM layers of {dims.hidden},
   linear output over {dims.vocab_size} tokens (CTC blank, space, apostrophe, a-z); greedy decoding, or
   beam search over words with a language model in the folder (`livespeech-train lm --attach`).
 - Fixed global feature normalisation stored with the weights; streams chunk by chunk.
@@ -186,7 +194,8 @@ def export(run_dir: Path, out: Path, name: str | None = None, checkpoint: str = 
     vocabulary = Vocabulary(state.get("vocabulary", Vocabulary().tokens))
     features = FeatureConfig(**state["features"]) if "features" in state else FeatureConfig()
     dims = ModelDims(n_mels=features.n_mels, stack=config["stack"], hidden=config["hidden"], layers=config["layers"],
-                     vocab_size=len(vocabulary), dropout=config["dropout"])
+                     vocab_size=len(vocabulary), dropout=config["dropout"], frontend=config.get("frontend", "stack"),
+                     channels=config.get("conv_channels", ModelDims.channels))
     model = CTCModel(dims)
     model.load_state_dict(state["model"])
     metrics = json.loads(Path(metrics_file).read_text()) if metrics_file else {}

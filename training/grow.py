@@ -19,14 +19,14 @@ from __future__ import annotations
 
 import torch
 
-from livespeech.model import CTCModel, ModelDims
+from livespeech.model import CausalConvSubsampling, CTCModel, ModelDims
 
 GATES = 4  # PyTorch's LSTM stacks the input, forget, cell and output gates in this order
 
 
 def can_widen(old: ModelDims, new: ModelDims) -> bool:
     """True when ``new`` differs from ``old`` only by more ``hidden`` units (dropout aside)."""
-    same = all(getattr(old, k) == getattr(new, k) for k in ("n_mels", "stack", "layers", "vocab_size"))
+    same = all(getattr(old, k) == getattr(new, k) for k in ("n_mels", "stack", "layers", "vocab_size", "frontend", "channels"))
     return same and new.hidden > old.hidden
 
 
@@ -48,7 +48,7 @@ def widen_state(state: dict[str, torch.Tensor], old: ModelDims, new: ModelDims, 
         ValueError: the sizes differ in anything but a larger ``hidden``.
     """
     if not can_widen(old, new):
-        raise ValueError(f"can only widen a model's hidden units (same n_mels, stack, layers, vocabulary): {old} -> {new}")
+        raise ValueError(f"can only widen a model's hidden units (same n_mels, front end, layers, vocabulary): {old} -> {new}")
     with torch.random.fork_rng():  # the caller's random state is left as it was
         torch.manual_seed(seed)
         wide = CTCModel(new).state_dict()
@@ -57,13 +57,15 @@ def widen_state(state: dict[str, torch.Tensor], old: ModelDims, new: ModelDims, 
     for layer in range(new.layers):
         for kind in ("ih", "hh"):
             weight, bias = f"lstm.weight_{kind}_l{layer}", f"lstm.bias_{kind}_l{layer}"
-            reads_old = state[weight].shape[1]  # n_mels * stack, or H_old
+            reads_old = state[weight].shape[1]  # the front end's features, or H_old
             wide[weight][rows] = 0.0  # old units: nothing from the new units ...
             wide[weight][rows, :reads_old] = state[weight]  # ... and their own weights from the old ones
             wide[bias][rows] = state[bias]
     wide["output.weight"].zero_()
     wide["output.weight"][:, :Ho] = state["output.weight"]
     wide["output.bias"] = state["output.bias"].clone()
+    for key in (k for k in state if k.startswith("frontend.")):
+        wide[key] = state[key].clone()  # the front end does not change
     wide["feature_mean"] = state["feature_mean"].clone()
     wide["feature_std"] = state["feature_std"].clone()
     return wide
@@ -72,11 +74,14 @@ def widen_state(state: dict[str, torch.Tensor], old: ModelDims, new: ModelDims, 
 def dims_of_state(state: dict[str, torch.Tensor], dropout: float = 0.1) -> ModelDims:
     """The :class:`ModelDims` a :class:`CTCModel` state dict was built with, read off its shapes."""
     n_mels = state["feature_mean"].shape[0]
+    conv = "frontend.conv1.weight" in state
     return ModelDims(
         n_mels=n_mels,
-        stack=state["lstm.weight_ih_l0"].shape[1] // n_mels,
+        stack=CausalConvSubsampling.STRIDE if conv else state["lstm.weight_ih_l0"].shape[1] // n_mels,
         hidden=state["lstm.weight_hh_l0"].shape[1],
         layers=sum(1 for k in state if k.startswith("lstm.weight_ih_l")),
         vocab_size=state["output.weight"].shape[0],
         dropout=dropout,
+        frontend="conv" if conv else "stack",
+        channels=state["frontend.conv1.weight"].shape[0] if conv else ModelDims.channels,
     )

@@ -22,6 +22,7 @@ import os
 import random
 import shutil
 import subprocess
+import sys
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -354,8 +355,15 @@ def _vary_and_resample(raw: Path, out: Path, job: Job) -> None:
 def synthesize_batch(batch: Batch, out_dir: Path) -> list[dict]:
     """Synthesise, vary and augment one batch; write its WAV files and manifest part.
 
+    The part, which marks the batch finished, is not written when the engine was killed
+    by a signal (a synthesiser stopped with the run) or could not start: the batch stays
+    unfinished and the next run synthesises it again, instead of keeping it with some or
+    all of its utterances missing. An engine that exits with an error of its own (a text
+    it cannot read, which would fail again) keeps the utterances written before it.
+
     Returns:
-        manifest rows of the utterances written (a job whose engine fails is skipped).
+        manifest rows of the utterances written (a job the engine skipped is left out);
+        none when the engine was killed or could not start.
     """
     import soundfile as sf
 
@@ -369,8 +377,15 @@ def synthesize_batch(batch: Batch, out_dir: Path) -> list[dict]:
                 _kokoro(batch.jobs, folder, batch.voice_dir)
             else:
                 ENGINES[batch.engine](batch.jobs, folder)
-        except (subprocess.CalledProcessError, OSError):
-            pass  # keep whatever files the engine wrote
+        except subprocess.CalledProcessError as error:
+            if error.returncode >= 0:  # the engine refused one text: keep the utterances it wrote
+                print(f"synth: batch {batch.number} ({batch.engine}): {error}; its later utterances are left out", file=sys.stderr)
+            else:  # killed by a signal, with the run
+                print(f"synth: batch {batch.number} ({batch.engine}) was killed, left for the next run", file=sys.stderr)
+                return []
+        except OSError as error:  # the engine is missing or cannot start
+            print(f"synth: batch {batch.number} ({batch.engine}) failed, left for the next run: {error}", file=sys.stderr)
+            return []
         for job in batch.jobs:
             raw, varied = folder / f"{job.index}.wav", folder / f"{job.index}.16k.wav"
             if not raw.exists() or raw.stat().st_size < 1000:
@@ -474,7 +489,9 @@ def synthesize(out_dir: Path, batches: list[Batch], seed: int, workers: int = 2,
 
     With ``finished_only`` nothing is synthesised: the batches finished so far go to
     ``out_dir/partial-manifest.jsonl`` (``manifest.jsonl`` when every batch is done), so a
-    model can train on a corpus that another process is still building.
+    model can train on a corpus that another process is still building. A batch whose
+    engine failed stays unfinished (:func:`synthesize_batch`), and the manifest written is
+    then the partial one too.
 
     Returns:
         the manifest written.
@@ -496,7 +513,7 @@ def synthesize(out_dir: Path, batches: list[Batch], seed: int, workers: int = 2,
             for done in pool.imap_unordered(_worker, [(b, out_dir) for b in todo]):
                 if progress:
                     progress(done)
-        todo = []
+        todo = [b for b in todo if not (out_dir / "parts" / f"{b.number:05d}.jsonl").exists()]
     manifest = out_dir / ("partial-manifest.jsonl" if todo else "manifest.jsonl")
     rows = []
     for part in sorted((out_dir / "parts").glob("*.jsonl")):

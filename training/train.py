@@ -247,8 +247,9 @@ def build_model(config: TrainConfig, dims, train_caches, checkpoint: dict | None
             say(f"initialised from {config.init_from}, widened from {start.hidden} to {dims.hidden} units per layer")
         elif start != dims:
             raise ValueError(f"--init-from {config.init_from} is {start.layers} LSTM layers of {start.hidden} over {start.n_mels} "
-                             f"log-mel bands x {start.stack}, not {dims.layers} of {dims.hidden} over {dims.n_mels} x {dims.stack}: "
-                             f"give --hidden {start.hidden} --layers {start.layers} (a larger --hidden widens it)")
+                             f"log-mel bands x {start.stack} ({start.frontend} front end), not {dims.layers} of {dims.hidden} over "
+                             f"{dims.n_mels} x {dims.stack} ({dims.frontend}): give --hidden {start.hidden} --layers {start.layers} "
+                             f"--stack {start.stack} --frontend {start.frontend} (a larger --hidden widens it)")
         else:
             say(f"initialised from {config.init_from}")
         model.load_state_dict(state, strict=True)
