@@ -81,3 +81,17 @@ def test_a_start_of_another_shape_is_refused_with_the_options_it_needs(tiny_mode
     with pytest.raises(ValueError, match="give --hidden 32 --layers 2"):
         build_model(config, ModelDims(hidden=24, layers=2), [], None, say=lambda line: None)
     assert build_model(config, ModelDims(hidden=32, layers=2), [], None, say=lambda line: None).dims.hidden == 32
+
+
+def test_init_from_a_run_folder_starts_from_its_last_checkpoint(tmp_path, tiny_model_dir):
+    """fit --init-from runs/NAME (a run folder: last.pt, no config.json) takes last.pt's weights."""
+    from types import SimpleNamespace
+
+    from livespeech.bundle import load_bundle
+    from training.train import build_model, save_checkpoint
+
+    state = {k: v + 1.0 for k, v in load_bundle(tiny_model_dir).model.state_dict().items()}
+    save_checkpoint(tmp_path / "run" / "last.pt", {"model": state, "step": 7})
+    config = SimpleNamespace(init_from=str(tmp_path / "run"), seed=0)
+    model = build_model(config, ModelDims(hidden=32, layers=2), [], None, say=lambda line: None)
+    assert all(torch.equal(model.state_dict()[k], v) for k, v in state.items())

@@ -454,3 +454,19 @@ def test_joins_are_drawn_from_the_seed_and_off_by_default(tmp_path):
     assert [x.parts for x in single.items] == [(i,) for i in range(4) for _ in range(3)]
     with pytest.raises(ValueError, match="join_fraction"):
         _tiny_set(tmp_path / "d", ["s"] * 4, join_fraction=1.5)
+
+
+def test_export_finds_a_checkpoint_in_the_run_folder_or_the_working_directory(tmp_path, monkeypatch):
+    """``export --average runs/a/snapshots/step-N.pt`` (as a shell completes it) works as well
+    as ``snapshots/step-N.pt``; a path in neither place is one clear error."""
+    from training.export import _load_checkpoint
+    from training.train import save_checkpoint
+
+    save_checkpoint(tmp_path / "runs" / "a" / "snapshots" / "step-0000100.pt", {"step": 100})
+    monkeypatch.chdir(tmp_path)
+    run_dir = Path("runs/a")
+    assert _load_checkpoint(run_dir, "snapshots/step-0000100.pt")["step"] == 100
+    assert _load_checkpoint(run_dir, "runs/a/snapshots/step-0000100.pt")["step"] == 100
+    assert _load_checkpoint(run_dir, str(tmp_path / "runs/a/snapshots/step-0000100.pt"))["step"] == 100
+    with pytest.raises(FileNotFoundError, match="no checkpoint snapshots/step-0000200.pt in runs/a or the working directory"):
+        _load_checkpoint(run_dir, "snapshots/step-0000200.pt")

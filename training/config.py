@@ -32,7 +32,7 @@ class TrainConfig:
     hidden: int = 320
     layers: int = 3
     dropout: float = 0.1
-    init_from: str = ""  # a model folder or checkpoint to start from (fine-tuning)
+    init_from: str = field(default="", metadata={"help": "start from a model folder, a run folder (its last.pt) or a checkpoint (fine-tuning)"})
     # optimisation
     lr: float = 1.5e-3
     weight_decay: float = 1e-2

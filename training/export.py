@@ -143,9 +143,18 @@ greedy decoding), speakers and voices never trained on first:
 
 
 def _load_checkpoint(run_dir: Path, checkpoint: str) -> dict:
+    """The checkpoint ``checkpoint`` names: a path relative to ``run_dir`` (``last.pt``,
+    ``snapshots/step-0001000.pt``) or, when there is no such file, to the working directory
+    (``runs/a/snapshots/step-0001000.pt``, as a shell completes it); absolute paths as given.
+
+    Raises:
+        FileNotFoundError: neither exists.
+    """
     path = run_dir / checkpoint  # an absolute ``checkpoint`` replaces run_dir
+    if not path.exists() and Path(checkpoint).exists():
+        path = Path(checkpoint)
     if not path.exists():
-        raise FileNotFoundError(f"no checkpoint {path}")
+        raise FileNotFoundError(f"no checkpoint {checkpoint} in {run_dir} or the working directory")
     from training.train import load_checkpoint
 
     return load_checkpoint(path)
@@ -177,7 +186,8 @@ def export(run_dir: Path, out: Path, name: str | None = None, checkpoint: str = 
 
     Args:
         average: more checkpoints (paths relative to ``run_dir``, e.g.
-            ``snapshots/step-0001000.pt``, or absolute); the exported weights are the
+            ``snapshots/step-0001000.pt``, else to the working directory, or absolute;
+            :func:`_load_checkpoint`); the exported weights are the
             mean of these and ``checkpoint``'s (:func:`average_weights`), the rest of
             the metadata is ``checkpoint``'s.
     Raises:

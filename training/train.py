@@ -401,8 +401,11 @@ def fit(config: TrainConfig, log=None) -> Path:
 
 
 def _initial_weights(source: str) -> dict:
-    """Weights of a model folder (safetensors) or a training checkpoint."""
+    """Weights of a model folder (safetensors), a training run folder (its ``last.pt``:
+    a folder with ``last.pt`` and no ``config.json``) or a training checkpoint."""
     path = Path(source)
+    if path.is_dir() and not (path / "config.json").exists() and (path / "last.pt").exists():
+        return load_checkpoint(path / "last.pt")["model"]
     if path.is_dir():
         from livespeech.bundle import load_bundle
 
