@@ -95,3 +95,7 @@ def test_init_from_a_run_folder_starts_from_its_last_checkpoint(tmp_path, tiny_m
     config = SimpleNamespace(init_from=str(tmp_path / "run"), seed=0)
     model = build_model(config, ModelDims(hidden=32, layers=2), [], None, say=lambda line: None)
     assert all(torch.equal(model.state_dict()[k], v) for k, v in state.items())
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ValueError, match="neither a model folder .config.json. nor a run folder .last.pt."):
+        build_model(SimpleNamespace(init_from=str(tmp_path / "empty"), seed=0), ModelDims(hidden=32, layers=2), [], None,
+                    say=lambda line: None)

@@ -402,9 +402,17 @@ def fit(config: TrainConfig, log=None) -> Path:
 
 def _initial_weights(source: str) -> dict:
     """Weights of a model folder (safetensors), a training run folder (its ``last.pt``:
-    a folder with ``last.pt`` and no ``config.json``) or a training checkpoint."""
+    a folder with ``last.pt`` and no ``config.json``) or a training checkpoint.
+
+    Raises:
+        ValueError: a folder that is neither; a file that is not a checkpoint.
+        OSError: no such file.
+        livespeech.bundle.ModelError: a broken model folder.
+    """
     path = Path(source)
-    if path.is_dir() and not (path / "config.json").exists() and (path / "last.pt").exists():
+    if path.is_dir() and not (path / "config.json").exists():
+        if not (path / "last.pt").exists():
+            raise ValueError(f"--init-from {source}: neither a model folder (config.json) nor a run folder (last.pt)")
         return load_checkpoint(path / "last.pt")["model"]
     if path.is_dir():
         from livespeech.bundle import load_bundle
