@@ -1,7 +1,7 @@
 """Unidirectional LSTM-CTC acoustic model (Graves et al., 2006; Sak et al., 2015).
 
 log-mel (100 frames/s) -> global mean/variance normalisation -> front end -> LSTM stack
--> linear -> log-softmax over the vocabulary, blank = 0.
+-> [context head] -> linear -> log-softmax over the vocabulary, blank = 0.
 
 Two front ends turn ``stack`` input frames into one LSTM step:
 
@@ -10,8 +10,12 @@ Two front ends turn ``stack`` input frames into one LSTM step:
   after each and a layer norm (:class:`CausalConvSubsampling`), ``stack`` = 4: a 40 ms
   step that reads its own four frames and the three before them.
 
+The optional context head (``head_steps`` K > 0, :class:`ContextHead`) is a residual
+feed-forward layer over the last K outputs of the LSTM stack, so each step's output reads
+the top layer's current output and the K - 1 before it directly.
+
 Shape legend: B batch, T input frames, S = T // stack output steps, F = n_mels,
-H hidden units, V vocabulary size, C convolution channels.
+H hidden units, V vocabulary size, C convolution channels, K head steps.
 """
 
 from __future__ import annotations
@@ -52,6 +56,9 @@ class ModelDims:
         frontend: ``stack`` (frames side by side, default) or ``conv``
             (:class:`CausalConvSubsampling`, which needs ``stack`` 4).
         channels: convolution channels of the ``conv`` front end (default 32).
+        head_steps: LSTM outputs read by the :class:`ContextHead` (its current step and
+            the ``head_steps - 1`` before it); 0 (default): no head, the output layer
+            reads the top LSTM layer.
     """
 
     n_mels: int = 80
@@ -62,9 +69,11 @@ class ModelDims:
     dropout: float = 0.1
     frontend: str = "stack"
     channels: int = 32
+    head_steps: int = 0
 
     # Largest sizes accepted (a config.json is untrusted input; far above any streaming model).
     LIMITS = {"n_mels": 512, "stack": 16, "hidden": 4096, "layers": 16, "vocab_size": 4096, "channels": 512}
+    HEAD_LIMIT = 32
     FRONTENDS = ("stack", "conv")
 
     def __post_init__(self) -> None:
@@ -74,6 +83,8 @@ class ModelDims:
                 raise ValueError(f"model dimension {name} must be an integer in [1, {high}], got {value!r}")
         if not isinstance(self.dropout, (int, float)) or not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout!r}")
+        if not isinstance(self.head_steps, int) or isinstance(self.head_steps, bool) or not 0 <= self.head_steps <= self.HEAD_LIMIT:
+            raise ValueError(f"head_steps must be an integer in [0, {self.HEAD_LIMIT}], got {self.head_steps!r}")
         if self.frontend not in self.FRONTENDS:
             raise ValueError(f"front end must be one of {', '.join(self.FRONTENDS)}, got {self.frontend!r}")
         if self.frontend == "conv" and self.stack != CausalConvSubsampling.STRIDE:
@@ -91,13 +102,16 @@ class ModelDims:
         """Numbers in the model's state dict, computed without building it: per LSTM layer
         4H(I + H) weights and 8H biases (I = :attr:`lstm_input_size` for the first layer,
         H after), the output layer's H * V + V, the conv front end's 9C + C + 9C^2 + C
-        convolution weights and biases and 2 C F'' layer-norm weights and biases, and the
-        2 * n_mels normalisation statistics."""
+        convolution weights and biases and 2 C F'' layer-norm weights and biases, the
+        context head's 2 K H layer-norm and K H^2 + H + H^2 + H linear weights and biases,
+        and the 2 * n_mels normalisation statistics."""
         H = self.hidden
         lstm = sum(4 * H * ((self.lstm_input_size if layer == 0 else H) + H) + 8 * H for layer in range(self.layers))
         C = self.channels
         conv = 9 * C + C + 9 * C * C + C + 2 * self.lstm_input_size if self.frontend == "conv" else 0
-        return lstm + conv + H * self.vocab_size + self.vocab_size + 2 * self.n_mels
+        K = self.head_steps
+        head = 2 * K * H + K * H * H + H + H * H + H if K else 0
+        return lstm + conv + head + H * self.vocab_size + self.vocab_size + 2 * self.n_mels
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -113,12 +127,16 @@ class StreamState:
         context: normalised frames just before ``leftover`` that the next step also reads,
             shape (B, k, F): k = :attr:`CausalConvSubsampling.CONTEXT` for the conv front end
             (zeros at the start of a stream), 0 for stacking.
+        history: the top LSTM layer's last outputs, which the context head's next steps
+            also read, shape (B, K - 1, H) (zeros at the start of a stream; (B, 0, H)
+            without a head).
     """
 
     leftover: torch.Tensor
     h: torch.Tensor
     c: torch.Tensor
     context: torch.Tensor
+    history: torch.Tensor
 
 
 class CausalConvSubsampling(nn.Module):
@@ -171,6 +189,53 @@ class CausalConvSubsampling(nn.Module):
         return self.norm(z.permute(0, 2, 1, 3).flatten(2))
 
 
+class ContextHead(nn.Module):
+    """A residual feed-forward layer over the last K outputs of the LSTM stack:
+
+        y_s = h_s + W2 relu(W1 LayerNorm([h_{s-K+1}; ...; h_s]) + b1) + b2
+
+    Fully connected layers after the LSTMs gave CLDNN 4-6 % relative (Sainath et al.,
+    2015, "Convolutional, long short-term memory, fully connected deep neural networks");
+    here the layer also reads K - 1 earlier steps, as a causal TDNN layer does (Peddinti
+    et al., 2015), so the output need not come through the LSTM's memory alone. W2 and
+    b2 start at zero: a model given a head computes what it did without one
+    (:func:`training.grow.add_head`), and W2 learns from the first step because the
+    ReLU's outputs are not zero.
+
+    Args:
+        hidden: units H of the top LSTM layer (and of the layer's hidden units).
+        steps: K, the steps read (the current one and K - 1 before it).
+    """
+
+    def __init__(self, hidden: int, steps: int):
+        super().__init__()
+        self.steps = steps
+        self.norm = nn.LayerNorm(steps * hidden)
+        self.inner = nn.Linear(steps * hidden, hidden)
+        self.outer = nn.Linear(hidden, hidden)
+        nn.init.zeros_(self.outer.weight)
+        nn.init.zeros_(self.outer.bias)
+
+    def forward(self, history: torch.Tensor, hidden: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The head's outputs for new steps, and the history the next call needs.
+
+        Args:
+            history: the K - 1 top-layer outputs before ``hidden``, shape (B, K - 1, H).
+            hidden: the top layer's outputs of S new steps, shape (B, S, H).
+        Returns:
+            (outputs, history): shape (B, S, H), and the last K - 1 top-layer outputs,
+            shape (B, K - 1, H).
+        """
+        S = hidden.shape[1]
+        if S == 0:
+            return hidden, history
+        full = torch.cat([history, hidden], dim=1)  # (B, K - 1 + S, H)
+        windows = full.unfold(1, self.steps, 1)  # (B, S, H, K): step s reads full[s : s + K]
+        windows = windows.transpose(2, 3).flatten(2)  # (B, S, K H), oldest step first
+        y = hidden + self.outer(functional.relu(self.inner(self.norm(windows))))
+        return y, full[:, S:]
+
+
 class CTCModel(nn.Module):
     """Streaming LSTM-CTC model.
 
@@ -192,6 +257,7 @@ class CTCModel(nn.Module):
             batch_first=True,
             dropout=dims.dropout if dims.layers > 1 else 0.0,
         )
+        self.head = ContextHead(dims.hidden, dims.head_steps) if dims.head_steps else None
         self.output = nn.Linear(dims.hidden, dims.vocab_size)
         self._init_forget_gates()
 
@@ -229,9 +295,18 @@ class CTCModel(nn.Module):
             return self.frontend(torch.cat([context, features[:, : S * self.dims.stack]], dim=1))
         return features[:, : S * self.dims.stack].reshape(B, S, F * self.dims.stack)
 
-    def _logits(self, stacked: torch.Tensor, hc=None):
+    def _logits(self, stacked: torch.Tensor, hc, history: torch.Tensor):
+        """Log-probabilities (B, S, V) of LSTM inputs (B, S, I), with the LSTM state
+        ``hc`` (None: zeros) and the head's ``history`` (B, K - 1, H); returns them with
+        the new LSTM state and history."""
         hidden, hc = self.lstm(stacked, hc)  # (B, S, H)
-        return torch.log_softmax(self.output(hidden), dim=-1), hc  # (B, S, V)
+        if self.head is not None:
+            hidden, history = self.head(history, hidden)
+        return torch.log_softmax(self.output(hidden), dim=-1), hc, history  # (B, S, V)
+
+    def _empty_history(self, like: torch.Tensor, batch_size: int) -> torch.Tensor:
+        """The head's history at the start of a stream: zeros, shape (B, K - 1, H)."""
+        return like.new_zeros(batch_size, max(0, self.dims.head_steps - 1), self.dims.hidden)
 
     def forward(self, features: torch.Tensor, lengths: torch.Tensor, normalized: bool = False):
         """Whole-utterance forward pass for training and evaluation.
@@ -246,7 +321,8 @@ class CTCModel(nn.Module):
             steps per utterance, shape (B,), ``out_lengths = lengths // stack``.
         """
         x = features if normalized else self.normalize(features)
-        log_probs, _ = self._logits(self._steps(x.new_zeros(x.shape[0], self.context_frames, x.shape[2]), x))
+        steps = self._steps(x.new_zeros(x.shape[0], self.context_frames, x.shape[2]), x)
+        log_probs, _, _ = self._logits(steps, None, self._empty_history(x, x.shape[0]))
         return log_probs, torch.div(lengths, self.dims.stack, rounding_mode="floor")
 
     def initial_state(self, batch_size: int = 1) -> StreamState:
@@ -254,7 +330,8 @@ class CTCModel(nn.Module):
         p = self.feature_mean  # a plain tensor also in a quantised model (whose weights are methods)
         zeros = p.new_zeros(self.dims.layers, batch_size, self.dims.hidden)
         context = p.new_zeros(batch_size, self.context_frames, self.dims.n_mels)
-        return StreamState(p.new_zeros(batch_size, 0, self.dims.n_mels), zeros, zeros.clone(), context)
+        return StreamState(p.new_zeros(batch_size, 0, self.dims.n_mels), zeros, zeros.clone(), context,
+                           self._empty_history(p, batch_size))
 
     def infer(self, features: torch.Tensor, state: StreamState | None = None):
         """Streaming forward pass over the next frames of each stream.
@@ -279,6 +356,6 @@ class CTCModel(nn.Module):
         normalized = self.normalize(frames[:, :used])
         steps = self._steps(state.context, normalized)
         with _without_onednn() if steps.shape[1] <= SHORT_CALL_STEPS else nullcontext():
-            log_probs, (h, c) = self._logits(steps, (state.h, state.c))
+            log_probs, (h, c), history = self._logits(steps, (state.h, state.c), state.history)
         context = torch.cat([state.context, normalized], dim=1)[:, normalized.shape[1] :] if self.frontend is not None else state.context
-        return log_probs, StreamState(frames[:, used:], h, c, context)
+        return log_probs, StreamState(frames[:, used:], h, c, context, history)

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from livespeech.model import CTCModel, ModelDims
-from training.grow import can_widen, dims_of_state, widen_state
+from training.grow import add_head, can_add_head, can_widen, dims_of_state, widen_state
 
 SMALL = ModelDims(n_mels=16, stack=2, hidden=12, layers=3, vocab_size=7)
 WIDE = ModelDims(n_mels=16, stack=2, hidden=20, layers=3, vocab_size=7)
@@ -23,7 +23,10 @@ def _trained_like(dims: ModelDims) -> CTCModel:
     return model.eval()
 
 
-@pytest.mark.parametrize("dims", [SMALL, CONV_SMALL])
+HEADED = ModelDims(n_mels=16, stack=2, hidden=12, layers=3, vocab_size=7, head_steps=4)
+
+
+@pytest.mark.parametrize("dims", [SMALL, CONV_SMALL, HEADED])
 def test_dims_are_read_off_the_state(dims):
     assert dims_of_state(_trained_like(dims).state_dict()) == dims
 
@@ -99,3 +102,43 @@ def test_init_from_a_run_folder_starts_from_its_last_checkpoint(tmp_path, tiny_m
     with pytest.raises(ValueError, match="neither a model folder .config.json. nor a run folder .last.pt."):
         build_model(SimpleNamespace(init_from=str(tmp_path / "empty"), seed=0), ModelDims(hidden=32, layers=2), [], None,
                     say=lambda line: None)
+
+
+def test_a_model_given_a_context_head_computes_what_it_did():
+    plain = _trained_like(SMALL)
+    headed = CTCModel(HEADED).eval()
+    headed.load_state_dict(add_head(plain.state_dict(), HEADED, seed=1))
+    x, lengths = torch.randn(2, 41, 16), torch.tensor([41, 30])
+    with torch.no_grad():
+        expected, _ = plain(x, lengths)
+        got, _ = headed(x, lengths)
+    torch.testing.assert_close(got, expected, atol=1e-6, rtol=0)
+    log_probs, _ = headed(x, lengths)
+    log_probs[..., 1].sum().backward()
+    assert headed.head.outer.weight.grad.abs().sum() > 0  # the zero start learns from the first step
+
+
+@pytest.mark.parametrize("change", [{"hidden": 20}, {"layers": 2}, {"head_steps": 0}])
+def test_a_head_is_added_only_to_the_same_model_without_one(change):
+    other = ModelDims(**{**HEADED.to_dict(), **change})
+    assert not can_add_head(SMALL, other)
+    with pytest.raises(ValueError, match="context head"):
+        add_head(_trained_like(SMALL).state_dict(), other)
+    assert not can_add_head(HEADED, HEADED) and not can_widen(HEADED, ModelDims(**{**HEADED.to_dict(), "hidden": 20}))
+
+
+def test_fit_init_from_adds_the_head_asked_for(tiny_model_dir):
+    """fit --init-from a model without a head --head-steps K: the model with a head, computing the same."""
+    from types import SimpleNamespace
+
+    from livespeech.bundle import load_bundle
+    from training.train import build_model
+
+    lines = []
+    model = build_model(SimpleNamespace(init_from=str(tiny_model_dir), seed=0), ModelDims(hidden=32, layers=2, head_steps=3), [],
+                        None, say=lines.append).eval()
+    plain = load_bundle(tiny_model_dir).model
+    x = torch.randn(1, 30, 80) * 3 - 6
+    with torch.no_grad():
+        torch.testing.assert_close(model(x, torch.tensor([30]))[0], plain(x, torch.tensor([30]))[0], atol=1e-6, rtol=0)
+    assert model.dims.head_steps == 3 and "context head of 3 steps" in lines[-1]

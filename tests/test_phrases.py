@@ -322,10 +322,11 @@ def test_install_replaces_only_with_force(tmp_path):
 def test_phrase_config_fine_tunes_with_a_train_config(tmp_path):
     config = PhraseTrainConfig.from_options("digits", "mine", max_steps=40, lr=1e-3, workers=1, work_dir=str(tmp_path))
     assert config.workers == 1 and config.fine_tuning.workers == TrainConfig().workers  # synthesis, not DataLoader, workers
-    dims = ModelDims(n_mels=80, stack=2, hidden=64, layers=1, vocab_size=29, dropout=0.0)
+    dims = ModelDims(n_mels=80, stack=2, hidden=64, layers=1, vocab_size=29, dropout=0.0, head_steps=3)
     run = config.train_config(dims, tmp_path / "base", ["train.jsonl*2"])
     assert (run.max_steps, run.lr, run.lr_min, run.warmup_steps, run.freq_warp, run.seed) == (40, 1e-3, 1e-3 / 20, 50, 0.15, 1)
-    assert (run.stack, run.hidden, run.layers, run.dropout) == (2, 64, 1, 0.0)
+    assert (run.stack, run.hidden, run.layers, run.dropout, run.head_steps) == (2, 64, 1, 0.0, 3)
+    assert run.dims(29, 80) == dims  # the phrase model has the base model's shape, its context head included
     assert run.run_dir == str(tmp_path / "run") and run.init_from == str(tmp_path / "base") and run.train == ["train.jsonl*2"]
     assert run.log_every == 4 and run.eval_every == 400
     with pytest.raises(ValueError, match="--steps must be positive"):

@@ -32,6 +32,8 @@ class TrainConfig:
     hidden: int = 320
     layers: int = 3
     dropout: float = 0.1
+    # a residual feed-forward layer over the last K LSTM outputs (livespeech.model.ContextHead); 0: none
+    head_steps: int = 0
     init_from: str = field(default="", metadata={"help": "start from a model folder, a run folder (its last.pt) or a checkpoint (fine-tuning)"})
     # optimisation
     lr: float = 1.5e-3
@@ -87,7 +89,8 @@ class TrainConfig:
     def dims(self, vocab_size: int, n_mels: int) -> ModelDims:
         """The model dimensions of this run for a vocabulary and feature size."""
         return ModelDims(n_mels=n_mels, stack=self.stack, hidden=self.hidden, layers=self.layers, vocab_size=vocab_size,
-                         dropout=self.dropout, frontend=self.frontend, channels=self.conv_channels)
+                         dropout=self.dropout, frontend=self.frontend, channels=self.conv_channels,
+                         head_steps=self.head_steps)
 
     def first_epoch_sorted(self) -> bool:
         """Whether the first epoch goes from the shortest batch to the longest (``sortagrad``;

@@ -103,6 +103,14 @@ def _front_end(dims) -> str:
     return f"{dims.stack} frames stacked per step ({dims.stack * 10} ms)"
 
 
+def _head(dims) -> str:
+    """The model card's words for the context head of a :class:`livespeech.model.ModelDims`, if any."""
+    if not dims.head_steps:
+        return ""
+    return (f"\n  a context head (a residual feed-forward layer of {dims.hidden} units over the last "
+            f"{dims.head_steps} LSTM outputs),")
+
+
 def model_card(name: str, config: dict, dims: ModelDims, parameters: int, training: dict, metrics: dict, notes: str = "") -> str:
     """The markdown model card of an exported model."""
     specs = config.get("train", []) + config.get("train_augmented", [])
@@ -116,7 +124,7 @@ Streaming character-level LSTM-CTC speech recognizer for livespeech.
 
 ## Model
 - {parameters / 1e6:.2f} M parameters: 80 log-mel bands (25 ms window, 10 ms hop), {_front_end(dims)},
-  {dims.layers} unidirectional LSTM layers of {dims.hidden},
+  {dims.layers} unidirectional LSTM layers of {dims.hidden},{_head(dims)}
   linear output over {dims.vocab_size} tokens (CTC blank, space, apostrophe, a-z); greedy decoding, or
   beam search over words with a language model in the folder (`livespeech-train lm --attach`).
 - Fixed global feature normalisation stored with the weights; streams chunk by chunk.
@@ -205,7 +213,7 @@ def export(run_dir: Path, out: Path, name: str | None = None, checkpoint: str = 
     features = FeatureConfig(**state["features"]) if "features" in state else FeatureConfig()
     dims = ModelDims(n_mels=features.n_mels, stack=config["stack"], hidden=config["hidden"], layers=config["layers"],
                      vocab_size=len(vocabulary), dropout=config["dropout"], frontend=config.get("frontend", "stack"),
-                     channels=config.get("conv_channels", ModelDims.channels))
+                     channels=config.get("conv_channels", ModelDims.channels), head_steps=config.get("head_steps", 0))
     model = CTCModel(dims)
     model.load_state_dict(state["model"])
     metrics = json.loads(Path(metrics_file).read_text()) if metrics_file else {}
@@ -216,7 +224,7 @@ def export(run_dir: Path, out: Path, name: str | None = None, checkpoint: str = 
         training["hardware"] = hardware
     parameters = sum(p.numel() for p in model.parameters())
     name = name or out.name
-    info = {"name": name, "description": f"LSTM-CTC {dims.layers}x{dims.hidden}, {parameters / 1e6:.1f}M params",
+    info = {"name": name, "description": f"LSTM-CTC {dims.layers}x{dims.hidden}{f' + head {dims.head_steps}' if dims.head_steps else ''}, {parameters / 1e6:.1f}M params",
             "training": {**training, "data": config.get("train", []), "config": config},
             "metrics": metrics.get("corpora", {}), "license": license_of(data_sources(config.get("train", []) + config.get("train_augmented", [])))}
     card = model_card(name, config, dims, parameters, training, metrics, notes)

@@ -13,11 +13,17 @@ So the wider model's log-probabilities equal the narrow model's exactly at the s
 and training grows the new units in: the zero read-out weights get gradients at once
 (the new units' outputs are not zero), and the new units' own weights from the next step.
 Unlike Net2Net's unit copying, no noise is needed to break symmetry.
+
+A model can also be given a context head (:func:`add_head`,
+:class:`livespeech.model.ContextHead`) whose output projection starts at zero, so it too
+starts computing what the model did without it.
 """
 
 from __future__ import annotations
 
 import torch
+
+from dataclasses import replace
 
 from livespeech.model import CausalConvSubsampling, CTCModel, ModelDims
 
@@ -25,9 +31,38 @@ GATES = 4  # PyTorch's LSTM stacks the input, forget, cell and output gates in t
 
 
 def can_widen(old: ModelDims, new: ModelDims) -> bool:
-    """True when ``new`` differs from ``old`` only by more ``hidden`` units (dropout aside)."""
+    """True when ``new`` differs from ``old`` only by more ``hidden`` units (dropout aside)
+    and neither has a context head."""
     same = all(getattr(old, k) == getattr(new, k) for k in ("n_mels", "stack", "layers", "vocab_size", "frontend", "channels"))
-    return same and new.hidden > old.hidden
+    return same and new.hidden > old.hidden and old.head_steps == new.head_steps == 0
+
+
+def can_add_head(old: ModelDims, new: ModelDims) -> bool:
+    """True when ``new`` is ``old`` with a context head added (dropout aside)."""
+    return old.head_steps == 0 and new.head_steps > 0 and replace(new, head_steps=0, dropout=old.dropout) == old
+
+
+def add_head(state: dict[str, torch.Tensor], new: ModelDims, seed: int = 0) -> dict[str, torch.Tensor]:
+    """The state dict of ``state``'s model with a context head of ``new.head_steps`` steps
+    that computes what the model did without it: the head's layer norm and inner layer
+    start with PyTorch's default initialisation (from ``seed``), its outer layer at zero.
+
+    Args:
+        state: a :class:`CTCModel` state dict without a head.
+        new: its dims with ``head_steps`` > 0.
+    Returns:
+        A state dict for ``CTCModel(new)``.
+    Raises:
+        ValueError: ``new`` is not ``state``'s model with a head added.
+    """
+    old = dims_of_state(state, new.dropout)
+    if not can_add_head(old, new):
+        raise ValueError(f"can only add a context head to a model of the same sizes without one: {old} -> {new}")
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        headed = CTCModel(new).state_dict()
+    headed.update({key: value.clone() for key, value in state.items()})
+    return headed
 
 
 def _gate_rows(H_old: int, H_new: int) -> torch.Tensor:
@@ -84,4 +119,5 @@ def dims_of_state(state: dict[str, torch.Tensor], dropout: float = 0.1) -> Model
         dropout=dropout,
         frontend="conv" if conv else "stack",
         channels=state["frontend.conv1.weight"].shape[0] if conv else ModelDims.channels,
+        head_steps=state["head.inner.weight"].shape[1] // state["head.inner.weight"].shape[0] if "head.inner.weight" in state else 0,
     )

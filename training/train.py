@@ -34,7 +34,7 @@ from livespeech.model import CTCModel
 from livespeech.text import BLANK, Vocabulary
 from training.augment import NoiseFloor, frequency_warp, spec_augment
 from training.config import TrainConfig
-from training.grow import can_widen, dims_of_state, widen_state
+from training.grow import add_head, can_add_head, can_widen, dims_of_state, widen_state
 from training.data import (AugmentedCopy, AugmentedTrainingSet, BucketBatchSampler, FeatureCache, TrainingSet, check_training_set,
                            collate, read_corpus)
 
@@ -245,11 +245,15 @@ def build_model(config: TrainConfig, dims, train_caches, checkpoint: dict | None
         if can_widen(start, dims):
             state = widen_state(state, start, dims, config.seed)
             say(f"initialised from {config.init_from}, widened from {start.hidden} to {dims.hidden} units per layer")
+        elif can_add_head(start, dims):
+            state = add_head(state, dims, config.seed)
+            say(f"initialised from {config.init_from}, with a context head of {dims.head_steps} steps added")
         elif start != dims:
             raise ValueError(f"--init-from {config.init_from} is {start.layers} LSTM layers of {start.hidden} over {start.n_mels} "
                              f"log-mel bands x {start.stack} ({start.frontend} front end), not {dims.layers} of {dims.hidden} over "
                              f"{dims.n_mels} x {dims.stack} ({dims.frontend}): give --hidden {start.hidden} --layers {start.layers} "
-                             f"--stack {start.stack} --frontend {start.frontend} (a larger --hidden widens it)")
+                             f"--stack {start.stack} --frontend {start.frontend} --head-steps {start.head_steps} (a larger --hidden widens it; "
+                             f"--head-steps K adds a context head to a model without one)")
         else:
             say(f"initialised from {config.init_from}")
         model.load_state_dict(state, strict=True)

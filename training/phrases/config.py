@@ -127,5 +127,5 @@ class PhraseTrainConfig:
         steps = self.fine_tuning.max_steps
         return replace(self.fine_tuning, train=list(train), run_dir=str(self.work / "run"), init_from=str(init_from),
                        stack=dims.stack, hidden=dims.hidden, layers=dims.layers, dropout=dims.dropout,
-                       frontend=dims.frontend, conv_channels=dims.channels,
+                       frontend=dims.frontend, conv_channels=dims.channels, head_steps=dims.head_steps,
                        lr_min=self.fine_tuning.lr / 20, seed=self.seed, eval_every=10 * steps, log_every=max(1, steps // 10))
