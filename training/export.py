@@ -12,6 +12,7 @@ from livespeech.bundle import save_bundle
 from livespeech.features import FeatureConfig
 from livespeech.model import CTCModel, ModelDims
 from livespeech.text import Vocabulary
+from training.grow import dims_of_state
 
 # What each kind of training data is, and its credit; share-alike sources make the weights CC BY-SA 4.0.
 CREDITS = {
@@ -211,9 +212,7 @@ def export(run_dir: Path, out: Path, name: str | None = None, checkpoint: str = 
     config = state["config"]
     vocabulary = Vocabulary(state.get("vocabulary", Vocabulary().tokens))
     features = FeatureConfig(**state["features"]) if "features" in state else FeatureConfig()
-    dims = ModelDims(n_mels=features.n_mels, stack=config["stack"], hidden=config["hidden"], layers=config["layers"],
-                     vocab_size=len(vocabulary), dropout=config["dropout"], frontend=config.get("frontend", "stack"),
-                     channels=config.get("conv_channels", ModelDims.channels), head_steps=config.get("head_steps", 0))
+    dims = dims_of_state(state["model"], config["dropout"])  # the weights' own shapes: front end, LSTM, head
     model = CTCModel(dims)
     model.load_state_dict(state["model"])
     metrics = json.loads(Path(metrics_file).read_text()) if metrics_file else {}

@@ -21,9 +21,9 @@ starts computing what the model did without it.
 
 from __future__ import annotations
 
-import torch
-
 from dataclasses import replace
+
+import torch
 
 from livespeech.model import CausalConvSubsampling, CTCModel, ModelDims
 
