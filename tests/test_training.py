@@ -456,17 +456,32 @@ def test_joins_are_drawn_from_the_seed_and_off_by_default(tmp_path):
         _tiny_set(tmp_path / "d", ["s"] * 4, join_fraction=1.5)
 
 
+def test_the_card_names_the_runs_of_a_model_soup():
+    """Checkpoints of one run are named by their steps; checkpoints of several runs (a soup)
+    by their paths, so that the card says which runs were mixed."""
+    from training.export import _weights_line
+
+    one_run = {"averaged_steps": [100, 200], "averaged_checkpoints": [
+        {"path": "runs/a/last.pt", "step": 200}, {"path": "runs/a/snapshots/step-0000100.pt", "step": 100}]}
+    assert _weights_line(one_run) == "- Weights: the mean of the weights at steps 100, 200.\n"
+    soup = {"averaged_steps": [200, 300], "averaged_checkpoints": [
+        {"path": "runs/a/last.pt", "step": 200}, {"path": "runs/b/snapshots/step-0000300.pt", "step": 300}]}
+    line = _weights_line(soup)
+    assert "model soup" in line and "`runs/a/last.pt` (step 200)" in line and "`runs/b/snapshots/step-0000300.pt` (step 300)" in line
+    assert _weights_line({"steps": 200}) == ""
+
+
 def test_export_finds_a_checkpoint_in_the_run_folder_or_the_working_directory(tmp_path, monkeypatch):
     """``export --average runs/a/snapshots/step-N.pt`` (as a shell completes it) works as well
     as ``snapshots/step-N.pt``; a path in neither place is one clear error."""
-    from training.export import _load_checkpoint
+    from training.export import _checkpoint_path
     from training.train import save_checkpoint
 
     save_checkpoint(tmp_path / "runs" / "a" / "snapshots" / "step-0000100.pt", {"step": 100})
     monkeypatch.chdir(tmp_path)
     run_dir = Path("runs/a")
-    assert _load_checkpoint(run_dir, "snapshots/step-0000100.pt")["step"] == 100
-    assert _load_checkpoint(run_dir, "runs/a/snapshots/step-0000100.pt")["step"] == 100
-    assert _load_checkpoint(run_dir, str(tmp_path / "runs/a/snapshots/step-0000100.pt"))["step"] == 100
+    assert _checkpoint_path(run_dir, "snapshots/step-0000100.pt") == run_dir / "snapshots/step-0000100.pt"
+    assert _checkpoint_path(run_dir, "runs/a/snapshots/step-0000100.pt") == Path("runs/a/snapshots/step-0000100.pt")
+    assert _checkpoint_path(run_dir, str(tmp_path / "runs/a/snapshots/step-0000100.pt")).exists()
     with pytest.raises(FileNotFoundError, match="no checkpoint snapshots/step-0000200.pt in runs/a or the working directory"):
-        _load_checkpoint(run_dir, "snapshots/step-0000200.pt")
+        _checkpoint_path(run_dir, "snapshots/step-0000200.pt")

@@ -265,7 +265,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--notes", default=None, metavar="FILE", help="markdown file appended to the model card's evaluation section")
     p.add_argument("--hardware", default=None, help="what the model trained on, for the model card (default: this machine's processor)")
     p.add_argument("--average", nargs="+", default=None, metavar="CHECKPOINT",
-                   help="also average these checkpoints' weights (in --run-dir, e.g. snapshots/step-*.pt, see fit --snapshot-every, or from the working directory)")
+                   help="also average these checkpoints' weights (in --run-dir, e.g. snapshots/step-*.pt, see fit --snapshot-every, or from the working directory; another fine-tuning of the same model, e.g. runs/b/last.pt, makes a model soup)")
     p.set_defaults(func=_export)
 
     _add_phrases(sub)

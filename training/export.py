@@ -117,8 +117,7 @@ def model_card(name: str, config: dict, dims: ModelDims, parameters: int, traini
     specs = config.get("train", []) + config.get("train_augmented", [])
     data = "\n".join([f"  - `{spec}`" for spec in config.get("train", [])] +
                      [f"  - `{spec}` (each copy differently augmented)" for spec in config.get("train_augmented", [])])
-    averaged = training.get("averaged_steps")
-    weights = f"- Weights: the mean of the weights at steps {', '.join(map(str, averaged))}.\n" if averaged else ""
+    weights = _weights_line(training)
     return f"""# {name}
 
 Streaming character-level LSTM-CTC speech recognizer for livespeech.
@@ -151,8 +150,27 @@ greedy decoding), speakers and voices never trained on first:
 """
 
 
-def _load_checkpoint(run_dir: Path, checkpoint: str) -> dict:
-    """The checkpoint ``checkpoint`` names: a path relative to ``run_dir`` (``last.pt``,
+def _weights_line(training: dict) -> str:
+    """The model card's line on averaged weights: their steps, and the checkpoints by name
+    when they come from more than one run (a model soup); empty for one checkpoint."""
+    averaged = training.get("averaged_steps")
+    if not averaged:
+        return ""
+    checkpoints = training.get("averaged_checkpoints", [])
+    if len({_run_of(Path(c["path"]).resolve()) for c in checkpoints}) > 1:
+        named = ", ".join(f"`{c['path']}` (step {c['step']})" for c in checkpoints)
+        return (f"- Weights: a uniform model soup (Wortsman et al., 2022), the mean of {named}; "
+                f"the options above are the first run's.\n")
+    return f"- Weights: the mean of the weights at steps {', '.join(map(str, averaged))}.\n"
+
+
+def _run_of(checkpoint: Path) -> Path:
+    """The run folder of a checkpoint path: ``R`` for ``R/last.pt`` and ``R/snapshots/step-N.pt``."""
+    return checkpoint.parent.parent if checkpoint.parent.name == "snapshots" else checkpoint.parent
+
+
+def _checkpoint_path(run_dir: Path, checkpoint: str) -> Path:
+    """The file ``checkpoint`` names: a path relative to ``run_dir`` (``last.pt``,
     ``snapshots/step-0001000.pt``) or, when there is no such file, to the working directory
     (``runs/a/snapshots/step-0001000.pt``, as a shell completes it); absolute paths as given.
 
@@ -164,9 +182,7 @@ def _load_checkpoint(run_dir: Path, checkpoint: str) -> dict:
         path = Path(checkpoint)
     if not path.exists():
         raise FileNotFoundError(f"no checkpoint {checkpoint} in {run_dir} or the working directory")
-    from training.train import load_checkpoint
-
-    return load_checkpoint(path)
+    return path
 
 
 def average_weights(states: list[dict]) -> dict:
@@ -196,7 +212,7 @@ def export(run_dir: Path, out: Path, name: str | None = None, checkpoint: str = 
     Args:
         average: more checkpoints (paths relative to ``run_dir``, e.g.
             ``snapshots/step-0001000.pt``, else to the working directory, or absolute;
-            :func:`_load_checkpoint`); the exported weights are the
+            :func:`_checkpoint_path`); the exported weights are the
             mean of these and ``checkpoint``'s (:func:`average_weights`), the rest of
             the metadata is ``checkpoint``'s.
     Raises:
@@ -204,11 +220,14 @@ def export(run_dir: Path, out: Path, name: str | None = None, checkpoint: str = 
         FileExistsError: ``out`` already holds a model.
         ValueError: checkpoints that cannot be averaged.
     """
+    from training.train import load_checkpoint
+
     run_dir, out = Path(run_dir), Path(out)
-    state = _load_checkpoint(run_dir, checkpoint)
+    paths = [_checkpoint_path(run_dir, c) for c in (checkpoint, *average)]
+    states = [load_checkpoint(path) for path in paths]
+    state = states[0]
     if average:
-        others = [_load_checkpoint(run_dir, c) for c in average]
-        state["model"] = average_weights([state["model"]] + [o["model"] for o in others])
+        state["model"] = average_weights([s["model"] for s in states])
     config = state["config"]
     vocabulary = Vocabulary(state.get("vocabulary", Vocabulary().tokens))
     features = FeatureConfig(**state["features"]) if "features" in state else FeatureConfig()
@@ -218,7 +237,8 @@ def export(run_dir: Path, out: Path, name: str | None = None, checkpoint: str = 
     metrics = json.loads(Path(metrics_file).read_text()) if metrics_file else {}
     training = _training_summary(run_dir, state.get("step"))
     if average:
-        training["averaged_steps"] = sorted([state.get("step")] + [o.get("step") for o in others])
+        training["averaged_steps"] = sorted(s.get("step") for s in states)
+        training["averaged_checkpoints"] = [{"path": str(p), "step": s.get("step")} for p, s in zip(paths, states)]
     if hardware:
         training["hardware"] = hardware
     parameters = sum(p.numel() for p in model.parameters())
