@@ -461,10 +461,10 @@ def test_the_card_names_the_runs_of_a_model_soup():
     by their paths, so that the card says which runs were mixed."""
     from training.export import _weights_line
 
-    one_run = {"averaged_steps": [100, 200], "averaged_checkpoints": [
+    one_run = {"averaged_checkpoints": [
         {"path": "runs/a/last.pt", "step": 200}, {"path": "runs/a/snapshots/step-0000100.pt", "step": 100}]}
     assert _weights_line(one_run) == "- Weights: the mean of the weights at steps 100, 200.\n"
-    soup = {"averaged_steps": [200, 300], "averaged_checkpoints": [
+    soup = {"averaged_checkpoints": [
         {"path": "runs/a/last.pt", "step": 200}, {"path": "runs/b/snapshots/step-0000300.pt", "step": 300}]}
     line = _weights_line(soup)
     assert "model soup" in line and "`runs/a/last.pt` (step 200)" in line and "`runs/b/snapshots/step-0000300.pt` (step 300)" in line

@@ -151,17 +151,17 @@ greedy decoding), speakers and voices never trained on first:
 
 
 def _weights_line(training: dict) -> str:
-    """The model card's line on averaged weights: their steps, and the checkpoints by name
-    when they come from more than one run (a model soup); empty for one checkpoint."""
-    averaged = training.get("averaged_steps")
-    if not averaged:
-        return ""
+    """The model card's line on averaged weights (``training["averaged_checkpoints"]``):
+    their steps, or the checkpoints by name when they come from more than one run (a model
+    soup); empty for one checkpoint."""
     checkpoints = training.get("averaged_checkpoints", [])
+    if not checkpoints:
+        return ""
     if len({_run_of(Path(c["path"]).resolve()) for c in checkpoints}) > 1:
         named = ", ".join(f"`{c['path']}` (step {c['step']})" for c in checkpoints)
         return (f"- Weights: a uniform model soup (Wortsman et al., 2022), the mean of {named}; "
                 f"the options above are the first run's.\n")
-    return f"- Weights: the mean of the weights at steps {', '.join(map(str, averaged))}.\n"
+    return f"- Weights: the mean of the weights at steps {', '.join(str(c['step']) for c in sorted(checkpoints, key=lambda c: c['step']))}.\n"
 
 
 def _run_of(checkpoint: Path) -> Path:
@@ -237,7 +237,6 @@ def export(run_dir: Path, out: Path, name: str | None = None, checkpoint: str = 
     metrics = json.loads(Path(metrics_file).read_text()) if metrics_file else {}
     training = _training_summary(run_dir, state.get("step"))
     if average:
-        training["averaged_steps"] = sorted(s.get("step") for s in states)
         training["averaged_checkpoints"] = [{"path": str(p), "step": s.get("step")} for p, s in zip(paths, states)]
     if hardware:
         training["hardware"] = hardware
