@@ -31,7 +31,6 @@ import random
 # Kokoro's vowel symbols (misaki's, with espeak-ng's extras).
 VOWELS = frozenset("aeiouæɐɑɒɔəɛɜɪʊʌAIOWYᵊ")
 STRESS = frozenset("ˈˌ")
-LENGTH = "ː"
 # (phoneme, what it becomes (drawn uniformly), probability at strength 1).
 SUBSTITUTIONS = {
     "θ": (("s", "s", "f"), 0.8),
@@ -66,7 +65,7 @@ def _substitute(word: list[str], strength: float, rng: random.Random) -> list[st
 def _ending(word: list[str], strength: float, rng: random.Random) -> list[str]:
     """Rewrites of the word's last phoneme (devoicing, dropping, an added schwa, /l/, /ɹ/)."""
     last = word[-1]
-    vowels_before = sum(s in VOWELS for s in word[:-1])
+    vowels_before = any(s in VOWELS for s in word[:-1])
     if last == "ɹ" and len(word) > 1 and word[-2] in VOWELS and rng.random() < P_FINAL_R * strength:
         return word[:-1]
     if last == "l" and vowels_before and rng.random() < P_FINAL_L * strength:
